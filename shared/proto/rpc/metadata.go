@@ -1,0 +1,36 @@
+package rpc
+
+import "context"
+
+// Metadata is the free-form key/value data a request or response carries in
+// its meta (RequestMeta.metadata, ResponseMeta.metadata).
+type Metadata map[string]string
+
+type outgoingKey struct{}
+type incomingKey struct{}
+
+// WithOutgoingMetadata returns a context whose calls send md with the
+// request. A client reads it with OutgoingMetadata.
+func WithOutgoingMetadata(ctx context.Context, md Metadata) context.Context {
+	return context.WithValue(ctx, outgoingKey{}, md)
+}
+
+// OutgoingMetadata returns the metadata that calls made with ctx send, or
+// nil.
+func OutgoingMetadata(ctx context.Context) Metadata {
+	md, _ := ctx.Value(outgoingKey{}).(Metadata)
+	return md
+}
+
+// WithIncomingMetadata returns a context that carries the metadata of the
+// request being handled. Servers call it before they run a handler.
+func WithIncomingMetadata(ctx context.Context, md Metadata) context.Context {
+	return context.WithValue(ctx, incomingKey{}, md)
+}
+
+// IncomingMetadata returns the metadata the caller sent with the request a
+// handler is running, or nil.
+func IncomingMetadata(ctx context.Context) Metadata {
+	md, _ := ctx.Value(incomingKey{}).(Metadata)
+	return md
+}

@@ -1,0 +1,198 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/rpc"
+	"myrpc/shared/proto/status"
+	"myrpc/v1-basic/codec"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it makes a blocked read
+// return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one accepted connection.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	id   uint64
+	only map[string]bool
+	// idle is true while the connection waits for a request's first byte.
+	// Guarded by srv.mu.
+	idle bool
+}
+
+// serveConn serves one connection and releases its slot.
+func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
+	c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only, idle: true}
+	defer func() { <-s.slots }()
+	defer nc.Close()
+	if !s.trackConn(c, true) {
+		return
+	}
+	defer s.trackConn(c, false)
+	s.log.Debug("rpc: connection opened", "conn", c.id, "remote", nc.RemoteAddr().String())
+	c.serve()
+	s.log.Debug("rpc: connection closed", "conn", c.id)
+}
+
+// wakeIfIdle makes a connection that waits for a request give up at once.
+// The caller holds srv.mu.
+func (c *conn) wakeIfIdle() {
+	if c.idle {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// serve reads one request, answers it, and returns; the caller closes the
+// connection. This is V1's short connection.
+func (c *conn) serve() {
+	s := c.srv
+	br := bufio.NewReader(c.nc)
+
+	// Wait for the request's first byte: up to the idle timeout.
+	c.nc.SetReadDeadline(time.Now().Add(s.opts.idleTimeout))
+	if s.shuttingDown() {
+		// Shutdown may have woken this connection before the deadline
+		// above replaced its wake-up call.
+		return
+	}
+	if _, err := br.Peek(1); err != nil {
+		s.log.Debug("rpc: no request", "conn", c.id, "err", err)
+		return
+	}
+	// From the first byte on, the whole frame must arrive within the frame
+	// timeout, however slowly its bytes are dripped.
+	s.mu.Lock()
+	c.idle = false
+	s.mu.Unlock()
+	c.nc.SetReadDeadline(time.Now().Add(s.opts.frameTimeout))
+
+	h, err := codec.ReadHeader(br)
+	if err != nil {
+		// A wrong magic means this is not our protocol: nothing read can be
+		// trusted, so there is no answer.
+		s.log.Debug("rpc: bad header", "conn", c.id, "err", err)
+		return
+	}
+	if err := h.Check(codec.TypeRequest, s.opts.maxFrameSize); err != nil {
+		// The header is sound enough to name a sequence id: say why, then
+		// close, since the rest of the stream cannot be framed.
+		code := codes.InvalidArgument
+		switch {
+		case errors.Is(err, codec.ErrFrameTooLarge), errors.Is(err, codec.ErrMetaTooLarge):
+			code = codes.ResourceExhausted
+		case errors.Is(err, codec.ErrBadVersion):
+			code = codes.Unimplemented
+		}
+		s.log.Debug("rpc: refused frame", "conn", c.id, "seq", h.Seq, "err", err)
+		c.writeResponse(h.Seq, &meta.ResponseMeta{Code: uint32(code), Message: err.Error()}, nil)
+		c.lingerClose()
+		return
+	}
+	metaBytes, body, err := codec.ReadPayload(br, h)
+	if err != nil {
+		s.log.Debug("rpc: truncated frame", "conn", c.id, "seq", h.Seq, "err", err)
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+
+	if s.shuttingDown() {
+		c.writeResponse(h.Seq, &meta.ResponseMeta{
+			Code:    uint32(codes.Unavailable),
+			Message: "rpc: server is shutting down; the request was not run",
+		}, nil)
+		return
+	}
+	rm, reply := c.handle(h.Seq, metaBytes, body)
+	c.writeResponse(h.Seq, rm, reply)
+}
+
+// handle decodes a request's meta, finds its method and runs it. It returns
+// the response meta and, on success, the reply.
+func (c *conn) handle(seq uint32, metaBytes, body []byte) (*meta.ResponseMeta, proto.Message) {
+	s := c.srv
+	req, err := codec.DecodeRequestMeta(metaBytes)
+	if err != nil {
+		return errorMeta(status.Errorf(codes.InvalidArgument, "rpc: cannot decode the request meta: %v", err)), nil
+	}
+	svc, md, err := s.lookup(c.only, req.Service, req.Method)
+	if err != nil {
+		s.log.Debug("rpc: unknown method", "conn", c.id, "seq", seq, "service", req.Service, "method", req.Method)
+		return errorMeta(err), nil
+	}
+
+	ctx := s.baseCtx
+	if len(req.Metadata) > 0 {
+		ctx = rpc.WithIncomingMetadata(ctx, req.Metadata)
+	}
+	timeout := codec.Timeout(req.TimeoutMs)
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+
+	reply, err := s.invoke(ctx, svc, md, body)
+	if timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller has given up: whatever the handler produced after the
+		// deadline is dropped, and the one response says so.
+		return errorMeta(status.Errorf(codes.DeadlineExceeded, "rpc: deadline of %v passed in the handler", timeout)), nil
+	}
+	if err != nil {
+		s.log.Debug("rpc: handler error", "conn", c.id, "seq", seq, "service", req.Service, "method", req.Method, "err", err)
+		return errorMeta(err), nil
+	}
+	return &meta.ResponseMeta{}, reply
+}
+
+// errorMeta turns an error into response meta: its code if it carries one,
+// else Unknown.
+func errorMeta(err error) *meta.ResponseMeta {
+	se, _ := status.FromError(err)
+	return &meta.ResponseMeta{Code: uint32(se.Code()), Message: se.Message()}
+}
+
+// writeResponse writes one response frame, in one write. A reply too big for
+// the frame limit is replaced by a code 8 error.
+func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
+	s := c.srv
+	buf, err := codec.AppendFrame(nil, codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
+	if err != nil {
+		s.log.Warn("rpc: cannot encode response", "conn", c.id, "seq", seq, "err", err)
+		code := codes.Internal
+		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
+			code = codes.ResourceExhausted
+		}
+		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error()}
+		if buf, err = codec.AppendFrame(nil, codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
+			return
+		}
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(s.opts.writeTimeout))
+	if _, err := c.nc.Write(buf); err != nil {
+		s.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)
+	}
+}
+
+// lingerClose half-closes the connection and discards what the peer still
+// sends for a moment. Closing a socket with unread input makes the kernel
+// send a reset, which can destroy the error response just written before
+// the peer reads it.
+func (c *conn) lingerClose() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, c.nc, 1<<20)
+}
