@@ -102,13 +102,16 @@ func (h Header) Check(want Type, maxFrame int) error {
 	return CheckSize(uint64(h.MetaLen), uint64(h.BodyLen), maxFrame)
 }
 
-// CheckSize reports whether meta and body lengths fit the limits.
+// CheckSize reports whether meta and body lengths fit the limits. A
+// negative maxFrame refuses every frame.
 func CheckSize(metaLen, bodyLen uint64, maxFrame int) error {
 	if metaLen > MaxMetaLen {
 		return fmt.Errorf("%w: meta is %d bytes", ErrMetaTooLarge, metaLen)
 	}
-	if total := metaLen + bodyLen; total > uint64(maxFrame) {
-		return fmt.Errorf("%w: meta + body is %d bytes, the limit is %d", ErrFrameTooLarge, total, maxFrame)
+	// metaLen is at most 64 KiB here, so once bodyLen is within the limit
+	// the sum cannot wrap.
+	if maxFrame < 0 || bodyLen > uint64(maxFrame) || metaLen+bodyLen > uint64(maxFrame) {
+		return fmt.Errorf("%w: meta + body is %d + %d bytes, the limit is %d", ErrFrameTooLarge, metaLen, bodyLen, maxFrame)
 	}
 	return nil
 }

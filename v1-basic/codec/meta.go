@@ -32,7 +32,12 @@ func DecodeResponseMeta(b []byte) (*meta.ResponseMeta, error) {
 // still sent as 1 ms rather than as 0 ("no deadline"), and it saturates at
 // the largest uint32. d must be positive.
 func TimeoutMs(d time.Duration) uint32 {
-	ms := (d + time.Millisecond - 1) / time.Millisecond
+	// Divide first: adding 999999 ns before dividing overflows int64 for
+	// d near its maximum, which time.Until returns for far-off deadlines.
+	ms := d / time.Millisecond
+	if d%time.Millisecond > 0 {
+		ms++
+	}
 	if ms > math.MaxUint32 {
 		return math.MaxUint32
 	}

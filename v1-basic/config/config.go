@@ -78,6 +78,21 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	// Decode reads only the first document. Refuse a later one that holds
+	// anything, rather than drop its settings silently.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(extra.Content) > 0 && extra.Content[0].ShortTag() != "!!null" {
+			return nil, fmt.Errorf("line %d: a second YAML document; rpc.yaml holds one", extra.Line)
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

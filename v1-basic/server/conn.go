@@ -54,22 +54,39 @@ func (c *conn) wakeIfIdle() {
 	}
 }
 
-// serve reads one request, answers it, and returns; the caller closes the
+// serve answers one request and returns; the caller closes the
 // connection. This is V1's short connection.
 func (c *conn) serve() {
-	s := c.srv
-	br := bufio.NewReader(c.nc)
+	f, ok := c.readRequest(bufio.NewReader(c.nc))
+	if !ok {
+		return
+	}
+	if c.srv.shuttingDown() {
+		c.writeResponse(f.Seq, &meta.ResponseMeta{
+			Code:    uint32(codes.Unavailable),
+			Message: "rpc: server is shutting down; the request was not run",
+		}, nil)
+		return
+	}
+	rm, reply := c.handle(f.Seq, f.Meta, f.Body)
+	c.writeResponse(f.Seq, rm, reply)
+}
 
-	// Wait for the request's first byte: up to the idle timeout.
+// readRequest waits up to the idle timeout for a request's first byte, then
+// reads the whole frame within the frame timeout. It answers a frame it
+// refuses, when the header is sound enough to say why. ok is false when
+// the connection must be closed.
+func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
+	s := c.srv
 	c.nc.SetReadDeadline(time.Now().Add(s.opts.idleTimeout))
 	if s.shuttingDown() {
 		// Shutdown may have woken this connection before the deadline
 		// above replaced its wake-up call.
-		return
+		return f, false
 	}
 	if _, err := br.Peek(1); err != nil {
 		s.log.Debug("rpc: no request", "conn", c.id, "err", err)
-		return
+		return f, false
 	}
 	// From the first byte on, the whole frame must arrive within the frame
 	// timeout, however slowly its bytes are dripped.
@@ -83,7 +100,7 @@ func (c *conn) serve() {
 		// A wrong magic means this is not our protocol: nothing read can be
 		// trusted, so there is no answer.
 		s.log.Debug("rpc: bad header", "conn", c.id, "err", err)
-		return
+		return f, false
 	}
 	if err := h.Check(codec.TypeRequest, s.opts.maxFrameSize); err != nil {
 		// The header is sound enough to name a sequence id: say why, then
@@ -98,24 +115,15 @@ func (c *conn) serve() {
 		s.log.Debug("rpc: refused frame", "conn", c.id, "seq", h.Seq, "err", err)
 		c.writeResponse(h.Seq, &meta.ResponseMeta{Code: uint32(code), Message: err.Error()}, nil)
 		c.lingerClose()
-		return
+		return f, false
 	}
 	metaBytes, body, err := codec.ReadPayload(br, h)
 	if err != nil {
 		s.log.Debug("rpc: truncated frame", "conn", c.id, "seq", h.Seq, "err", err)
-		return
+		return f, false
 	}
 	c.nc.SetReadDeadline(time.Time{})
-
-	if s.shuttingDown() {
-		c.writeResponse(h.Seq, &meta.ResponseMeta{
-			Code:    uint32(codes.Unavailable),
-			Message: "rpc: server is shutting down; the request was not run",
-		}, nil)
-		return
-	}
-	rm, reply := c.handle(h.Seq, metaBytes, body)
-	c.writeResponse(h.Seq, rm, reply)
+	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
 }
 
 // handle decodes a request's meta, finds its method and runs it. It returns
@@ -186,9 +194,11 @@ func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Mess
 }
 
 // lingerClose half-closes the connection and discards what the peer still
-// sends for a moment. Closing a socket with unread input makes the kernel
-// send a reset, which can destroy the error response just written before
-// the peer reads it.
+// sends, for a moment, before the caller closes it. Closing a socket with
+// unread input makes the kernel send a reset instead of a FIN. Linux still
+// lets the peer read the response queued ahead of the reset, but a reset
+// also stops the retransmission of a lost segment, and other systems drop
+// queued data when a reset arrives: net/http lingers for the same reason.
 func (c *conn) lingerClose() {
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()

@@ -31,8 +31,8 @@ type echoClient struct {
 	cc rpc.Invoker
 }
 
-// NewEchoClient returns a EchoClient that sends its calls through cc,
-// the client of any myrpc stage.
+// NewEchoClient returns a client of the Echo service that sends its
+// calls through cc, the client of any myrpc stage.
 func NewEchoClient(cc rpc.Invoker) EchoClient {
 	return &echoClient{cc: cc}
 }

@@ -31,8 +31,8 @@ type greeterClient struct {
 	cc rpc.Invoker
 }
 
-// NewGreeterClient returns a GreeterClient that sends its calls through cc,
-// the client of any myrpc stage.
+// NewGreeterClient returns a client of the Greeter service that sends its
+// calls through cc, the client of any myrpc stage.
 func NewGreeterClient(cc rpc.Invoker) GreeterClient {
 	return &greeterClient{cc: cc}
 }

@@ -27,26 +27,50 @@ func New(c codes.Code, msg string) error {
 }
 
 // Errorf returns an error with the code and a formatted message. A %w verb
-// wraps its argument, so errors.Is and errors.As see through the result.
+// wraps its argument, so errors.Is and errors.As see through the result;
+// with several %w verbs they see all the arguments.
 func Errorf(c codes.Code, format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
-	return &Error{code: c, msg: err.Error(), cause: errors.Unwrap(err)}
+	var cause error
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		cause = u.Unwrap()
+	case interface{ Unwrap() []error }:
+		// Several %w: keep fmt's error, which unwraps to each of them.
+		cause = err
+	}
+	return &Error{code: c, msg: err.Error(), cause: cause}
 }
 
-// Code returns the error's code.
-func (e *Error) Code() codes.Code { return e.code }
+// Code returns the error's code; OK for a nil *Error.
+func (e *Error) Code() codes.Code {
+	if e == nil {
+		return codes.OK
+	}
+	return e.code
+}
 
-// Message returns the error's message.
-func (e *Error) Message() string { return e.msg }
+// Message returns the error's message; "" for a nil *Error.
+func (e *Error) Message() string {
+	if e == nil {
+		return ""
+	}
+	return e.msg
+}
 
 // Error formats the status the way gRPC does, so logs look familiar.
 func (e *Error) Error() string {
-	return fmt.Sprintf("rpc error: code = %s desc = %s", e.code, e.msg)
+	return fmt.Sprintf("rpc error: code = %s desc = %s", e.Code(), e.Message())
 }
 
 // Unwrap returns the error the status was made from, if any, so that
 // errors.Is(err, context.DeadlineExceeded) works on a client's error.
-func (e *Error) Unwrap() error { return e.cause }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.cause
+}
 
 // FromError returns the *Error inside err. For a nil err it returns nil and
 // true. For a context error it returns Canceled or DeadlineExceeded. For any
@@ -76,5 +100,5 @@ func Code(err error) codes.Code {
 		return codes.OK
 	}
 	se, _ := FromError(err)
-	return se.code
+	return se.Code()
 }

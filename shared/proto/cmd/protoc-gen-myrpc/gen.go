@@ -65,8 +65,14 @@ func genService(g *protogen.GeneratedFile, file *protogen.File, s *protogen.Serv
 	clientName := name + "Client"
 	serverName := name + "Server"
 	descName := name + "_ServiceDesc"
-	ctx := g.QualifiedGoIdent(contextPackage.Ident("Context"))
-	callOption := g.QualifiedGoIdent(rpcPackage.Ident("CallOption"))
+	// Asking for an identifier imports its package, so ask only when a
+	// method will use it: a service without methods must not import
+	// context, which would not compile.
+	var ctx, callOption string
+	if len(s.Methods) > 0 {
+		ctx = g.QualifiedGoIdent(contextPackage.Ident("Context"))
+		callOption = g.QualifiedGoIdent(rpcPackage.Ident("CallOption"))
+	}
 
 	// Full method names.
 	g.P("// Full method names of ", name, ", in the form Invoke takes.")
@@ -92,8 +98,8 @@ func genService(g *protogen.GeneratedFile, file *protogen.File, s *protogen.Serv
 	g.P("cc ", rpcPackage.Ident("Invoker"))
 	g.P("}")
 	g.P()
-	g.P("// New", clientName, " returns a ", clientName, " that sends its calls through cc,")
-	g.P("// the client of any myrpc stage.")
+	g.P("// New", clientName, " returns a client of the ", name, " service that sends its")
+	g.P("// calls through cc, the client of any myrpc stage.")
 	g.P("func New", clientName, "(cc ", rpcPackage.Ident("Invoker"), ") ", clientName, " {")
 	g.P("return &", implName, "{cc: cc}")
 	g.P("}")

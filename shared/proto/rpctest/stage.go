@@ -1,0 +1,59 @@
+package rpctest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"myrpc/shared/proto/rpc"
+)
+
+// Server is a server of some stage, as the suite drives it.
+type Server interface {
+	rpc.ServiceRegistrar
+	// Serve serves on lis until Shutdown or Close.
+	Serve(lis net.Listener) error
+	// Shutdown stops gracefully within ctx.
+	Shutdown(ctx context.Context) error
+}
+
+// Client is a client of some stage.
+type Client interface {
+	rpc.Invoker
+	Close() error
+}
+
+// ServerConfig holds the server settings a test needs to choose. A zero
+// field means the stage's default.
+type ServerConfig struct {
+	MaxFrameSize int
+	FrameTimeout time.Duration
+	IdleTimeout  time.Duration
+	MaxConns     int
+	Logger       *slog.Logger
+}
+
+// ClientConfig holds the client settings a test needs to choose. A zero
+// field means the stage's default.
+type ClientConfig struct {
+	MaxFrameSize int
+	Logger       *slog.Logger
+}
+
+// Stage describes a stage to the suite: how to make its servers and
+// clients, and which features it has, which decides the rows that apply.
+type Stage struct {
+	// Name is the stage's short name, e.g. "v1".
+	Name string
+	// NewServer returns a new, unstarted server.
+	NewServer func(cfg ServerConfig) Server
+	// NewClient returns a client that calls the server at addr.
+	NewClient func(addr string, cfg ClientConfig) Client
+	// ErrServerClosed is the error Serve returns after Shutdown.
+	ErrServerClosed error
+
+	// LongConnections is true when the server answers many requests on one
+	// connection (V2 on); false for V1's one request per connection.
+	LongConnections bool
+}
