@@ -85,8 +85,7 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 
 	// Build the whole request frame first: one buffer, one write.
 	rm := &meta.RequestMeta{Service: service, Method: name, Metadata: rpc.OutgoingMetadata(ctx)}
-	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
+	if deadline, ok := ctx.Deadline(); ok {
 		rm.TimeoutMs = codec.TimeoutMs(time.Until(deadline))
 	}
 	seq := c.seq.Add(1)
@@ -103,21 +102,36 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 		return c.ioError(ctx, "dial "+c.target, err)
 	}
 	defer nc.Close()
-	// The deadline bounds every read and write; cancelling ctx interrupts
-	// them at once.
-	if hasDeadline {
+	f, err := c.roundTrip(ctx, nc, frame)
+	if err != nil {
+		return err
+	}
+	return decodeResponse(f, seq, reply)
+}
+
+// roundTrip writes a request frame on nc and reads the response frame. The
+// context's deadline bounds every read and write, and cancelling the context
+// interrupts them at once.
+func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte) (codec.Frame, error) {
+	if deadline, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(deadline)
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
 	defer stop()
 
 	if _, err := nc.Write(frame); err != nil {
-		return c.ioError(ctx, "send", err)
+		return codec.Frame{}, c.ioError(ctx, "send", err)
 	}
 	f, err := codec.ReadFrame(nc, codec.TypeResponse, c.opts.maxFrameSize)
 	if err != nil {
-		return c.ioError(ctx, "receive", err)
+		return codec.Frame{}, c.ioError(ctx, "receive", err)
 	}
+	return f, nil
+}
+
+// decodeResponse checks that a response frame answers request seq and
+// decodes it: into reply on success, into a status error otherwise.
+func decodeResponse(f codec.Frame, seq uint32, reply proto.Message) error {
 	if f.Seq != seq {
 		return status.Errorf(codes.Internal, "rpc: response has sequence id %d, want %d", f.Seq, seq)
 	}

@@ -21,6 +21,14 @@ import (
 // return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// deadline returns the time d from now, or no deadline for d <= 0.
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
 // conn is one accepted connection.
 type conn struct {
 	srv  *Server
@@ -35,7 +43,7 @@ type conn struct {
 // serveConn serves one connection and releases its slot.
 func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
 	c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only, idle: true}
-	defer func() { <-s.slots }()
+	defer s.releaseSlot()
 	defer nc.Close()
 	if !s.trackConn(c, true) {
 		return
@@ -78,7 +86,7 @@ func (c *conn) serve() {
 // the connection must be closed.
 func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	s := c.srv
-	c.nc.SetReadDeadline(time.Now().Add(s.opts.idleTimeout))
+	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
 	if s.shuttingDown() {
 		// Shutdown may have woken this connection before the deadline
 		// above replaced its wake-up call.
@@ -93,7 +101,7 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	s.mu.Lock()
 	c.idle = false
 	s.mu.Unlock()
-	c.nc.SetReadDeadline(time.Now().Add(s.opts.frameTimeout))
+	c.nc.SetReadDeadline(deadline(s.opts.frameTimeout))
 
 	h, err := codec.ReadHeader(br)
 	if err != nil {
@@ -187,7 +195,7 @@ func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Mess
 			return
 		}
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(s.opts.writeTimeout))
+	c.nc.SetWriteDeadline(deadline(s.opts.writeTimeout))
 	if _, err := c.nc.Write(buf); err != nil {
 		s.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)
 	}

@@ -41,25 +41,27 @@ func WithMaxFrameSize(n int) Option {
 
 // WithFrameTimeout bounds the time from a frame's first byte to its last: a
 // client that drips a frame byte by byte (slowloris) is cut off when it
-// passes. Default: 10 s.
+// passes. 0 means no limit. Default: 10 s.
 func WithFrameTimeout(d time.Duration) Option {
 	return func(o *options) { o.frameTimeout = d }
 }
 
 // WithIdleTimeout bounds the wait for a request's first byte on an accepted
-// connection. Default: 60 s.
+// connection. 0 means no limit. Default: 60 s.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(o *options) { o.idleTimeout = d }
 }
 
 // WithWriteTimeout bounds the time to write one response, so a client that
-// stops reading cannot hold a connection forever. Default: 10 s.
+// stops reading cannot hold a connection forever. 0 means no limit.
+// Default: 10 s.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(o *options) { o.writeTimeout = d }
 }
 
 // WithMaxConns caps the connections served at once. Further connections
-// wait in the listen backlog until a slot frees. Default: 10000.
+// wait in the listen backlog until a slot frees. 0 means no cap.
+// Default: 10000.
 func WithMaxConns(n int) Option {
 	return func(o *options) { o.maxConns = n }
 }

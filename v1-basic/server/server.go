@@ -26,7 +26,8 @@ type Server struct {
 
 	// services is the routing table, replaced whole by Register.
 	services atomic.Pointer[map[string]*service]
-	// slots holds one token per connection being served (WithMaxConns).
+	// slots holds one token per connection being served (WithMaxConns); nil
+	// when there is no cap.
 	slots chan struct{}
 	// closing is closed when Shutdown starts.
 	closing chan struct{}
@@ -58,13 +59,15 @@ func New(opts ...Option) *Server {
 	s := &Server{
 		opts:      o,
 		log:       o.logger,
-		slots:     make(chan struct{}, o.maxConns),
 		closing:   make(chan struct{}),
 		baseCtx:   ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		drained:   make(chan struct{}),
+	}
+	if o.maxConns > 0 {
+		s.slots = make(chan struct{}, o.maxConns)
 	}
 	s.services.Store(&map[string]*service{})
 	return s
@@ -73,7 +76,8 @@ func New(opts ...Option) *Server {
 // ListenAndServe listens on every address named in the configuration
 // (WithConfig) and serves each service on its own address; services that
 // share an address share one listener. It blocks until Shutdown or Close and
-// then returns ErrServerClosed, or returns the first listen error.
+// then returns ErrServerClosed. It returns the first listen error, or the
+// first error that stops a listener, after closing the other listeners.
 func (s *Server) ListenAndServe() error {
 	addrs, names := (&config.Server{Services: s.opts.services}).Addresses()
 	if len(addrs) == 0 {
@@ -99,10 +103,18 @@ func (s *Server) ListenAndServe() error {
 		s.log.Info("rpc: listening", "addr", l.Addr().String(), "services", names[addrs[i]])
 		go func() { errc <- s.serve(l, only) }()
 	}
+	// The first listener to stop for any reason but Shutdown stops the
+	// others too: a server half of whose addresses are dead should say so.
 	var first error
 	for range lis {
-		if err := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
+		err := <-errc
+		if first == nil || errors.Is(first, ErrServerClosed) {
 			first = err
+		}
+		if !errors.Is(err, ErrServerClosed) {
+			for _, l := range lis {
+				l.Close()
+			}
 		}
 	}
 	return first
@@ -128,14 +140,12 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 	for {
 		// Take a connection slot before accepting: at the cap, new
 		// connections wait in the kernel's backlog.
-		select {
-		case s.slots <- struct{}{}:
-		case <-s.closing:
+		if !s.takeSlot() {
 			return ErrServerClosed
 		}
 		nc, err := lis.Accept()
 		if err != nil {
-			<-s.slots
+			s.releaseSlot()
 			if s.shuttingDown() {
 				return ErrServerClosed
 			}
@@ -164,6 +174,26 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 			failures, backoff = 0, 0
 		}
 		go s.serveConn(nc, only)
+	}
+}
+
+// takeSlot waits for a free connection slot; false means the server is
+// shutting down.
+func (s *Server) takeSlot() bool {
+	if s.slots == nil {
+		return !s.shuttingDown()
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.closing:
+		return false
+	}
+}
+
+func (s *Server) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
 	}
 }
 
@@ -222,6 +252,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		return nil
 	case <-ctx.Done():
+		// A ctx that had ended before the call makes both cases ready;
+		// a server with nothing left to drain has still shut down cleanly.
+		select {
+		case <-s.drained:
+			s.cancel()
+			return nil
+		default:
+		}
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()

@@ -160,7 +160,8 @@ func runEMFILEChild(t *testing.T, stage Stage) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	fmt.Printf("EMFILE-CHILD-ADDR %s\n", lis.Addr())
+	// The parent reads the address from the child's standard output.
+	fmt.Fprintf(os.Stdout, "EMFILE-CHILD-ADDR %s\n", lis.Addr())
 	io.Copy(io.Discard, os.Stdin)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
