@@ -102,17 +102,17 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 		return c.ioError(ctx, "dial "+c.target, err)
 	}
 	defer nc.Close()
-	f, err := c.roundTrip(ctx, nc, frame)
+	f, err := c.roundTrip(ctx, nc, frame, seq)
 	if err != nil {
 		return err
 	}
-	return decodeResponse(f, seq, reply)
+	return decodeResponse(f, reply)
 }
 
-// roundTrip writes a request frame on nc and reads the response frame. The
-// context's deadline bounds every read and write, and cancelling the context
-// interrupts them at once.
-func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte) (codec.Frame, error) {
+// roundTrip writes a request frame on nc and reads the response frame,
+// which must answer request seq. The context's deadline bounds every read
+// and write, and cancelling the context interrupts them at once.
+func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte, seq uint32) (codec.Frame, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(deadline)
 	}
@@ -126,15 +126,15 @@ func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte) (code
 	if err != nil {
 		return codec.Frame{}, c.ioError(ctx, "receive", err)
 	}
+	if f.Seq != seq {
+		return codec.Frame{}, status.Errorf(codes.Internal, "rpc: response has sequence id %d, want %d", f.Seq, seq)
+	}
 	return f, nil
 }
 
-// decodeResponse checks that a response frame answers request seq and
-// decodes it: into reply on success, into a status error otherwise.
-func decodeResponse(f codec.Frame, seq uint32, reply proto.Message) error {
-	if f.Seq != seq {
-		return status.Errorf(codes.Internal, "rpc: response has sequence id %d, want %d", f.Seq, seq)
-	}
+// decodeResponse decodes a response frame: into reply on success, into a
+// status error otherwise.
+func decodeResponse(f codec.Frame, reply proto.Message) error {
 	rsp, err := codec.DecodeResponseMeta(f.Meta)
 	if err != nil {
 		return status.Errorf(codes.Internal, "rpc: cannot decode the response meta: %v", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -35,14 +36,14 @@ type conn struct {
 	nc   net.Conn
 	id   uint64
 	only map[string]bool
-	// idle is true while the connection waits for a request's first byte.
-	// Guarded by srv.mu.
-	idle bool
+	// idle is true while the connection waits for a request's first byte;
+	// Shutdown wakes the connections it finds idle.
+	idle atomic.Bool
 }
 
 // serveConn serves one connection and releases its slot.
 func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
-	c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only, idle: true}
+	c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
 	defer s.releaseSlot()
 	defer nc.Close()
 	if !s.trackConn(c, true) {
@@ -55,9 +56,8 @@ func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
 }
 
 // wakeIfIdle makes a connection that waits for a request give up at once.
-// The caller holds srv.mu.
 func (c *conn) wakeIfIdle() {
-	if c.idle {
+	if c.idle.Load() {
 		c.nc.SetReadDeadline(aLongTimeAgo)
 	}
 }
@@ -86,6 +86,7 @@ func (c *conn) serve() {
 // the connection must be closed.
 func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	s := c.srv
+	c.idle.Store(true)
 	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
 	if s.shuttingDown() {
 		// Shutdown may have woken this connection before the deadline
@@ -98,9 +99,7 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	}
 	// From the first byte on, the whole frame must arrive within the frame
 	// timeout, however slowly its bytes are dripped.
-	s.mu.Lock()
-	c.idle = false
-	s.mu.Unlock()
+	c.idle.Store(false)
 	c.nc.SetReadDeadline(deadline(s.opts.frameTimeout))
 
 	h, err := codec.ReadHeader(br)

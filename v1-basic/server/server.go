@@ -249,14 +249,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	select {
 	case <-s.drained:
-		s.cancel()
+		s.stop()
 		return nil
 	case <-ctx.Done():
 		// A ctx that had ended before the call makes both cases ready;
 		// a server with nothing left to drain has still shut down cleanly.
 		select {
 		case <-s.drained:
-			s.cancel()
+			s.stop()
 			return nil
 		default:
 		}
@@ -265,9 +265,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
-		s.cancel()
+		s.stop()
 		return ctx.Err()
 	}
+}
+
+// stop ends what outlives the connections: the handlers' contexts.
+func (s *Server) stop() {
+	s.cancel()
 }
 
 // Close stops the server at once: as Shutdown with a context that has

@@ -34,6 +34,12 @@ type env struct {
 // down when the test ends; the test fails if that shutdown is not clean.
 func start(t *testing.T, stage Stage, cfg ServerConfig) *env {
 	t.Helper()
+	return startAt(t, stage, cfg, "127.0.0.1:0")
+}
+
+// startAt is start on a given address.
+func startAt(t *testing.T, stage Stage, cfg ServerConfig, addr string) *env {
+	t.Helper()
 	logs := &logBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -43,7 +49,7 @@ func start(t *testing.T, stage Stage, cfg ServerConfig) *env {
 	echo.RegisterEchoServer(e.srv, services.Echo{})
 	e.srv.RegisterService(&faultsDesc, e.faults)
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

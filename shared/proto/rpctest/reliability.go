@@ -33,6 +33,13 @@ func needsLongConnections(s Stage) string {
 	return s.Name + " closes every connection after one response"
 }
 
+func needsReuse(s Stage) string {
+	if s.ReusesConnections {
+		return ""
+	}
+	return s.Name + " dials a new connection for every call"
+}
+
 func rows() []row {
 	return []row{
 		{1, "length_fields_near_4GiB", always, testR01HugeLengths},
@@ -47,9 +54,11 @@ func rows() []row {
 		{10, "handler_runs_past_deadline", always, testR10PastDeadline},
 		{11, "caller_cancels", always, testR11CallerCancels},
 		{12, "slowloris", always, testR12Slowloris},
-		{13, "thousands_of_idle_connections", needsLongConnections, nil},
+		{13, "thousands_of_idle_connections", needsLongConnections, testR13IdleConnections},
 		{14, "connection_reset_mid_response", always, testR14ResetMidResponse},
 		{15, "shutdown_with_calls_in_flight", always, testR15Shutdown},
+		{19, "pool_exhausted", needsReuse, testR19PoolExhausted},
+		{20, "server_restarted_under_the_pool", needsReuse, testR20ServerRestarted},
 		{23, "peer_half_closes_after_request", always, testR23HalfClose},
 		{24, "EMFILE_on_accept", always, testR24EMFILE},
 		{26, "many_goroutines_on_shared_tables", always, testR26ManyGoroutines},

@@ -39,6 +39,12 @@ type ServerConfig struct {
 type ClientConfig struct {
 	MaxFrameSize int
 	Logger       *slog.Logger
+
+	// MaxInFlight caps the calls in flight to one server (V2: the pool's
+	// MaxActive), and WaitTimeout bounds a call's wait when the cap is
+	// reached (V2: the pool's WaitTimeout).
+	MaxInFlight int
+	WaitTimeout time.Duration
 }
 
 // Stage describes a stage to the suite: how to make its servers and
@@ -56,4 +62,8 @@ type Stage struct {
 	// LongConnections is true when the server answers many requests on one
 	// connection (V2 on); false for V1's one request per connection.
 	LongConnections bool
+	// ReusesConnections is true when the client keeps connections between
+	// calls (V2 on), so that it has a cap on calls in flight (MaxInFlight)
+	// and must notice connections that died while it held them.
+	ReusesConnections bool
 }
