@@ -13,8 +13,8 @@ PROTOC_VERSION := 3.21.12
 PROTOBUF_VERSION = $(shell cd shared/proto && go list -m -f '{{.Version}}' google.golang.org/protobuf)
 
 # The Go modules of the workspace and the stages among them.
-MODULES := shared/proto v1-basic
-STAGES := v1-basic
+MODULES := shared/proto v1-basic v2-pool-keepalive
+STAGES := v1-basic v2-pool-keepalive
 
 FUZZTIME ?= 5s
 
@@ -28,10 +28,14 @@ help: ## list the targets
 run-v1: ## build and run a V1 server and client, then stop the server
 	@scripts/run-stage.sh v1-basic
 
+.PHONY: run-v2
+run-v2: ## the same for V2: calls through the connection pool
+	@scripts/run-stage.sh v2-pool-keepalive
+
 ##@ Check
 
 .PHONY: test
-test: lint proto-check gotest gowork-off fuzz smoke ## everything CI runs
+test: lint proto-check diff-check gotest gowork-off fuzz smoke ## everything CI runs
 
 .PHONY: gotest
 gotest: ## go test -race over every module
@@ -57,6 +61,27 @@ lint: $(BIN)/staticcheck ## gofmt -l, go vet, staticcheck
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+##@ Read
+
+# The stage pairs whose diffs are committed under docs/diffs/.
+DIFFS := v1-to-v2
+
+.PHONY: diff
+diff: ## print the diff between two stages: make diff FROM=v1 TO=v2
+	@scripts/stagediff.sh $(FROM) $(TO)
+
+.PHONY: diffs
+diffs: ## regenerate the committed diffs in docs/diffs/
+	@mkdir -p docs/diffs
+	@for d in $(DIFFS); do scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} > docs/diffs/$$d.diff; done
+
+.PHONY: diff-check
+diff-check: ## fail if a committed diff in docs/diffs/ is stale
+	@for d in $(DIFFS); do \
+	   if ! scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} | cmp -s - docs/diffs/$$d.diff; then \
+	     echo "stale: docs/diffs/$$d.diff (run make diffs)"; exit 1; fi; \
+	 done; echo "diff-check: docs/diffs/ is up to date"
 
 ##@ Generate
 

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -37,19 +37,25 @@ type conn struct {
 	id   uint64
 	only map[string]bool
 	// idle is true while the connection waits for a request's first byte;
-	// Shutdown wakes the connections it finds idle.
-	idle atomic.Bool
+	// Shutdown wakes the connections it finds idle. dmu makes reading idle
+	// and moving the read deadline one step, so that a wake-up call cannot
+	// land between a request's first byte and its frame deadline.
+	dmu  sync.Mutex
+	idle bool
 }
 
 // serveConn serves one connection and releases its slot.
 func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
 	c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
 	defer s.releaseSlot()
-	defer nc.Close()
 	if !s.trackConn(c, true) {
+		nc.Close()
 		return
 	}
+	// Closed before it is untracked: once Shutdown returns, every
+	// connection is closed.
 	defer s.trackConn(c, false)
+	defer nc.Close()
 	s.log.Debug("rpc: connection opened", "conn", c.id, "remote", nc.RemoteAddr().String())
 	c.serve()
 	s.log.Debug("rpc: connection closed", "conn", c.id)
@@ -57,7 +63,9 @@ func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
 
 // wakeIfIdle makes a connection that waits for a request give up at once.
 func (c *conn) wakeIfIdle() {
-	if c.idle.Load() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.idle {
 		c.nc.SetReadDeadline(aLongTimeAgo)
 	}
 }
@@ -86,8 +94,10 @@ func (c *conn) serve() {
 // the connection must be closed.
 func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	s := c.srv
-	c.idle.Store(true)
+	c.dmu.Lock()
+	c.idle = true
 	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
+	c.dmu.Unlock()
 	if s.shuttingDown() {
 		// Shutdown may have woken this connection before the deadline
 		// above replaced its wake-up call.
@@ -99,8 +109,10 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	}
 	// From the first byte on, the whole frame must arrive within the frame
 	// timeout, however slowly its bytes are dripped.
-	c.idle.Store(false)
+	c.dmu.Lock()
+	c.idle = false
 	c.nc.SetReadDeadline(deadline(s.opts.frameTimeout))
+	c.dmu.Unlock()
 
 	h, err := codec.ReadHeader(br)
 	if err != nil {

@@ -45,6 +45,28 @@ func (c *echoClient) Echo(ctx context.Context, in *EchoRequest, opts ...rpc.Call
 	return out, nil
 }
 
+// EchoAsyncClient is the asynchronous client API of the myrpc.echo.Echo service:
+// each method starts a call and returns at once, with a future of its reply.
+type EchoAsyncClient interface {
+	// Echo replies with the request's payload after delay_ms milliseconds.
+	EchoAsync(ctx context.Context, in *EchoRequest, opts ...rpc.CallOption) *rpc.Async[*EchoReply]
+}
+
+type echoAsyncClient struct {
+	cc rpc.AsyncInvoker
+}
+
+// NewEchoAsyncClient returns an asynchronous client of the Echo service that
+// starts its calls through cc, a client of a stage that supports them (V3 on).
+func NewEchoAsyncClient(cc rpc.AsyncInvoker) EchoAsyncClient {
+	return &echoAsyncClient{cc: cc}
+}
+
+func (c *echoAsyncClient) EchoAsync(ctx context.Context, in *EchoRequest, opts ...rpc.CallOption) *rpc.Async[*EchoReply] {
+	out := new(EchoReply)
+	return rpc.NewAsync(c.cc.InvokeAsync(ctx, Echo_Echo_FullMethodName, in, out, opts...), out)
+}
+
 // EchoServer is the server API of the myrpc.echo.Echo service.
 // Implementations should embed UnimplementedEchoServer, so that
 // methods added to the .proto later answer Unimplemented instead of

@@ -45,6 +45,28 @@ func (c *greeterClient) Hello(ctx context.Context, in *HelloRequest, opts ...rpc
 	return out, nil
 }
 
+// GreeterAsyncClient is the asynchronous client API of the myrpc.helloworld.Greeter service:
+// each method starts a call and returns at once, with a future of its reply.
+type GreeterAsyncClient interface {
+	// Hello replies "Hello " followed by the request's msg.
+	HelloAsync(ctx context.Context, in *HelloRequest, opts ...rpc.CallOption) *rpc.Async[*HelloReply]
+}
+
+type greeterAsyncClient struct {
+	cc rpc.AsyncInvoker
+}
+
+// NewGreeterAsyncClient returns an asynchronous client of the Greeter service that
+// starts its calls through cc, a client of a stage that supports them (V3 on).
+func NewGreeterAsyncClient(cc rpc.AsyncInvoker) GreeterAsyncClient {
+	return &greeterAsyncClient{cc: cc}
+}
+
+func (c *greeterAsyncClient) HelloAsync(ctx context.Context, in *HelloRequest, opts ...rpc.CallOption) *rpc.Async[*HelloReply] {
+	out := new(HelloReply)
+	return rpc.NewAsync(c.cc.InvokeAsync(ctx, Greeter_Hello_FullMethodName, in, out, opts...), out)
+}
+
 // GreeterServer is the server API of the myrpc.helloworld.Greeter service.
 // Implementations should embed UnimplementedGreeterServer, so that
 // methods added to the .proto later answer Unimplemented instead of

@@ -115,6 +115,37 @@ func genService(g *protogen.GeneratedFile, file *protogen.File, s *protogen.Serv
 		g.P()
 	}
 
+	// The asynchronous client: each method starts a call and returns a
+	// future at once. It needs a client that implements rpc.AsyncInvoker.
+	asyncName := name + "AsyncClient"
+	asyncImpl := unexport(asyncName)
+	g.P("// ", asyncName, " is the asynchronous client API of the ", s.Desc.FullName(), " service:")
+	g.P("// each method starts a call and returns at once, with a future of its reply.")
+	g.P("type ", asyncName, " interface {")
+	for _, m := range s.Methods {
+		writeComments(g, m.Comments.Leading, false)
+		g.P(asyncSignature(g, m, ctx, callOption))
+	}
+	g.P("}")
+	g.P()
+	g.P("type ", asyncImpl, " struct {")
+	g.P("cc ", rpcPackage.Ident("AsyncInvoker"))
+	g.P("}")
+	g.P()
+	g.P("// New", asyncName, " returns an asynchronous client of the ", name, " service that")
+	g.P("// starts its calls through cc, a client of a stage that supports them (V3 on).")
+	g.P("func New", asyncName, "(cc ", rpcPackage.Ident("AsyncInvoker"), ") ", asyncName, " {")
+	g.P("return &", asyncImpl, "{cc: cc}")
+	g.P("}")
+	g.P()
+	for _, m := range s.Methods {
+		g.P("func (c *", asyncImpl, ") ", asyncSignature(g, m, ctx, callOption), " {")
+		g.P("out := new(", m.Output.GoIdent, ")")
+		g.P("return ", rpcPackage.Ident("NewAsync"), "(c.cc.InvokeAsync(ctx, ", fullMethodConst(s, m), ", in, out, opts...), out)")
+		g.P("}")
+		g.P()
+	}
+
 	// Server interface and the Unimplemented implementation to embed.
 	g.P("// ", serverName, " is the server API of the ", s.Desc.FullName(), " service.")
 	g.P("// Implementations should embed Unimplemented", serverName, ", so that")
@@ -182,6 +213,12 @@ func genService(g *protogen.GeneratedFile, file *protogen.File, s *protogen.Serv
 func clientSignature(g *protogen.GeneratedFile, m *protogen.Method, ctx, callOption string) string {
 	return m.GoName + "(ctx " + ctx + ", in *" + g.QualifiedGoIdent(m.Input.GoIdent) +
 		", opts ..." + callOption + ") (*" + g.QualifiedGoIdent(m.Output.GoIdent) + ", error)"
+}
+
+func asyncSignature(g *protogen.GeneratedFile, m *protogen.Method, ctx, callOption string) string {
+	return m.GoName + "Async(ctx " + ctx + ", in *" + g.QualifiedGoIdent(m.Input.GoIdent) +
+		", opts ..." + callOption + ") *" + g.QualifiedGoIdent(rpcPackage.Ident("Async")) +
+		"[*" + g.QualifiedGoIdent(m.Output.GoIdent) + "]"
 }
 
 func fullMethodConst(s *protogen.Service, m *protogen.Method) string {

@@ -1,0 +1,338 @@
+package pool
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrExhausted is wrapped by the error of a Get that waited the pool's wait
+// bound without getting a connection.
+var ErrExhausted = errors.New("rpc: connection pool exhausted")
+
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("rpc: connection pool closed")
+
+// Config sets a pool's limits. A zero field means its default.
+type Config struct {
+	// MaxActive caps the connections open to one target, in use or idle.
+	// Default: 256.
+	MaxActive int
+	// MaxIdle caps the idle connections kept for one target. Default: 64.
+	MaxIdle int
+	// IdleTimeout closes a connection that has been idle this long. Keep it
+	// below the server's idle timeout, so the pool drops a connection before
+	// the server does. Default: 30 s.
+	IdleTimeout time.Duration
+	// MaxLifetime closes a connection this old when it comes back or is
+	// next taken, so that connections are renewed. Default: 10 min.
+	MaxLifetime time.Duration
+	// WaitTimeout bounds the wait for a connection when MaxActive are open;
+	// the caller's context bounds it too. Default: 1 s.
+	WaitTimeout time.Duration
+	// Dial opens a connection. Default: a net.Dialer with a 5 s timeout.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxActive <= 0 {
+		c.MaxActive = 256
+	}
+	if c.MaxIdle <= 0 {
+		c.MaxIdle = 64
+	}
+	if c.MaxIdle > c.MaxActive {
+		c.MaxIdle = c.MaxActive
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = 10 * time.Minute
+	}
+	if c.WaitTimeout <= 0 {
+		c.WaitTimeout = time.Second
+	}
+	if c.Dial == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return c
+}
+
+// Conn is a pooled connection. Give it back with Put.
+type Conn struct {
+	net.Conn
+	pool    *Pool
+	created time.Time
+	// idleSince is when the connection last went back to the pool.
+	idleSince time.Time
+}
+
+// Stats counts what a pool did.
+type Stats struct {
+	// Hits counts Gets served by an idle connection or one handed over by
+	// a Put; Misses counts Gets that dialled.
+	Hits, Misses uint64
+	// Waits counts Gets that found MaxActive connections open and waited;
+	// Timeouts counts the waits that ended without a connection.
+	Waits, Timeouts uint64
+	// Evicted counts idle connections closed because they were too old,
+	// idle too long, or found broken by the health check.
+	Evicted uint64
+	// Discarded counts connections closed by Put because of an error.
+	Discarded uint64
+	// Open and Idle are the connections open now, and idle now.
+	Open, Idle int
+}
+
+// Pool holds the connections to one target.
+type Pool struct {
+	addr string
+	cfg  Config
+
+	// mu protects every field below.
+	mu   sync.Mutex
+	idle []*Conn
+	// open counts connections open or being dialled, in use or idle.
+	open int
+	// waiters holds the channel of each Get waiting for a connection, in
+	// arrival order. A waiter receives a connection, or nil, meaning "a
+	// slot is yours: dial".
+	waiters list.List
+	closed  bool
+	// drained is closed when the pool is closed and no connection is open.
+	drained chan struct{}
+	stats   Stats
+}
+
+// New returns an empty pool of connections to addr.
+func New(addr string, cfg Config) *Pool {
+	return &Pool{addr: addr, cfg: cfg.withDefaults(), drained: make(chan struct{})}
+}
+
+// Get returns a connection to the pool's target: an idle one that passes
+// the checks, a new one while fewer than MaxActive are open, or one that
+// another caller gives back while this one waits. It fails with the dial's
+// error, with ErrExhausted after the wait bound, with ctx's error, or with
+// ErrClosed.
+func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if len(p.idle) == 0 {
+			break
+		}
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if !p.expired(c, time.Now()) {
+			// The health check is a system call: make it outside the lock.
+			p.mu.Unlock()
+			if healthy(c.Conn) {
+				p.mu.Lock()
+				p.stats.Hits++
+				p.mu.Unlock()
+				return c, nil
+			}
+			p.mu.Lock()
+		}
+		p.stats.Evicted++
+		p.closeLocked(c)
+	}
+	if p.open < p.cfg.MaxActive {
+		p.open++
+		p.stats.Misses++
+		p.mu.Unlock()
+		return p.dial(ctx)
+	}
+
+	// Exhausted: wait for a Put.
+	p.stats.Waits++
+	ch := make(chan *Conn, 1)
+	elem := p.waiters.PushBack(ch)
+	p.mu.Unlock()
+
+	timer := time.NewTimer(p.cfg.WaitTimeout)
+	defer timer.Stop()
+	var waitErr error
+	select {
+	case c, ok := <-ch:
+		if !ok {
+			return nil, ErrClosed
+		}
+		return p.handedOver(ctx, c)
+	case <-timer.C:
+		waitErr = fmt.Errorf("%w: %d connections to %s in use, waited %v", ErrExhausted, p.cfg.MaxActive, p.addr, p.cfg.WaitTimeout)
+	case <-ctx.Done():
+		waitErr = ctx.Err()
+	}
+	p.mu.Lock()
+	p.stats.Timeouts++
+	if p.removeWaiter(elem) {
+		p.mu.Unlock()
+		return nil, waitErr
+	}
+	p.mu.Unlock()
+	// A Put chose this waiter just as it gave up: pass on what it sent, so
+	// that neither a connection nor a slot is lost.
+	if c, ok := <-ch; ok {
+		if c != nil {
+			p.Put(c, nil)
+		} else {
+			p.releaseSlot()
+		}
+	}
+	return nil, waitErr
+}
+
+// handedOver finishes a Get that a Put woke: with a connection, or with a
+// slot to dial into.
+func (p *Pool) handedOver(ctx context.Context, c *Conn) (*Conn, error) {
+	if c == nil {
+		p.mu.Lock()
+		p.stats.Misses++
+		p.mu.Unlock()
+		return p.dial(ctx)
+	}
+	p.mu.Lock()
+	p.stats.Hits++
+	p.mu.Unlock()
+	return c, nil
+}
+
+// dial opens a connection into a slot already counted in p.open.
+func (p *Pool) dial(ctx context.Context) (*Conn, error) {
+	nc, err := p.cfg.Dial(ctx, p.addr)
+	if err != nil {
+		p.releaseSlot()
+		return nil, err
+	}
+	return &Conn{Conn: nc, pool: p, created: time.Now()}, nil
+}
+
+// Put gives a connection back. With a non-nil err, or when the connection
+// is too old or the pool is closed, the connection is closed instead. A
+// waiting Get gets the connection, or its slot, first.
+func (p *Pool) Put(c *Conn, err error) {
+	p.mu.Lock()
+	now := time.Now()
+	if err != nil || p.closed || now.Sub(c.created) >= p.cfg.MaxLifetime {
+		if err != nil {
+			p.stats.Discarded++
+		}
+		p.closeLocked(c)
+		p.mu.Unlock()
+		return
+	}
+	if ch := p.popWaiter(); ch != nil {
+		p.mu.Unlock()
+		ch <- c
+		return
+	}
+	if len(p.idle) >= p.cfg.MaxIdle {
+		p.closeLocked(c)
+		p.mu.Unlock()
+		return
+	}
+	c.idleSince = now
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// closeLocked closes a connection and frees its slot for a waiter.
+func (p *Pool) closeLocked(c *Conn) {
+	c.Conn.Close()
+	p.freeSlotLocked()
+}
+
+// releaseSlot frees a slot that holds no connection (a failed dial).
+func (p *Pool) releaseSlot() {
+	p.mu.Lock()
+	p.freeSlotLocked()
+	p.mu.Unlock()
+}
+
+// freeSlotLocked gives a freed slot to the first waiter, who will dial, or
+// else forgets it.
+func (p *Pool) freeSlotLocked() {
+	if !p.closed {
+		if ch := p.popWaiter(); ch != nil {
+			ch <- nil // the slot moves to the waiter; p.open is unchanged
+			return
+		}
+	}
+	p.open--
+	if p.closed && p.open == 0 {
+		close(p.drained)
+	}
+}
+
+func (p *Pool) popWaiter() chan *Conn {
+	e := p.waiters.Front()
+	if e == nil {
+		return nil
+	}
+	return p.waiters.Remove(e).(chan *Conn)
+}
+
+// removeWaiter removes a waiter that gave up; false means a Put has already
+// taken it off the list.
+func (p *Pool) removeWaiter(e *list.Element) bool {
+	for x := p.waiters.Front(); x != nil; x = x.Next() {
+		if x == e {
+			p.waiters.Remove(e)
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pool) expired(c *Conn, now time.Time) bool {
+	return now.Sub(c.idleSince) >= p.cfg.IdleTimeout || now.Sub(c.created) >= p.cfg.MaxLifetime
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Open, s.Idle = p.open, len(p.idle)
+	return s
+}
+
+// Close closes the idle connections, fails the waiting Gets, and waits,
+// within ctx, for the connections in use to come back, closing each as it
+// does. It returns ctx's error if they did not all come back in time.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		for _, c := range p.idle {
+			c.Conn.Close()
+			p.open--
+		}
+		p.idle = nil
+		for ch := p.popWaiter(); ch != nil; ch = p.popWaiter() {
+			close(ch) // the waiter returns ErrClosed
+		}
+		if p.open == 0 {
+			close(p.drained)
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
