@@ -9,11 +9,12 @@ export PATH := $(BIN):$(PATH)
 
 # Pinned tool versions. protoc-gen-go follows the protobuf module's version.
 STATICCHECK_VERSION := v0.8.2
+GRPC_GEN_VERSION := v1.5.1
 PROTOC_VERSION := 3.21.12
 PROTOBUF_VERSION = $(shell cd shared/proto && go list -m -f '{{.Version}}' google.golang.org/protobuf)
 
 # The Go modules of the workspace and the stages among them.
-MODULES := shared/proto v1-basic v2-pool-keepalive
+MODULES := shared/proto v1-basic v2-pool-keepalive benchmarks
 STAGES := v1-basic v2-pool-keepalive
 
 FUZZTIME ?= 5s
@@ -35,15 +36,15 @@ run-v2: ## the same for V2: calls through the connection pool
 ##@ Check
 
 .PHONY: test
-test: lint proto-check diff-check gotest gowork-off fuzz smoke ## everything CI runs
+test: lint proto-check diff-check gotest gowork-off fuzz smoke bench-quick ## everything CI runs
 
 .PHONY: gotest
 gotest: ## go test -race over every module
 	@for m in $(MODULES); do echo "== go test -race $$m"; (cd $$m && go test -race -count=1 ./...); done
 
 .PHONY: gowork-off
-gowork-off: ## build and test each stage on its own (GOWORK=off)
-	@for m in $(STAGES); do echo "== GOWORK=off $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go test -count=1 ./...); done
+gowork-off: ## build and test each stage, and the benchmarks, on its own (GOWORK=off)
+	@for m in $(STAGES) benchmarks; do echo "== GOWORK=off $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go test -count=1 ./...); done
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)
@@ -61,6 +62,17 @@ lint: $(BIN)/staticcheck ## gofmt -l, go vet, staticcheck
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+##@ Benchmark
+
+.PHONY: bench-all
+bench-all: ## the whole benchmark matrix (about 12 min): benchmarks/results/latest/ and docs/benchmarks.md
+	cd benchmarks && go run ./cmd/benchall -out results/latest -doc ../docs/benchmarks.md
+
+.PHONY: bench-quick
+bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s each
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 2s -warmup 500ms -burst 0 -out $$tmp
 
 ##@ Read
 
@@ -109,4 +121,6 @@ protoc-tools:
 	@mkdir -p $(BIN)
 	@[ -x $(BIN)/protoc-gen-go ] && [ "$$($(BIN)/protoc-gen-go --version)" = "protoc-gen-go $(PROTOBUF_VERSION)" ] || \
 	   GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOBUF_VERSION)
+	@[ -x $(BIN)/protoc-gen-go-grpc ] && [ "$$($(BIN)/protoc-gen-go-grpc --version)" = "protoc-gen-go-grpc $(GRPC_GEN_VERSION:v%=%)" ] || \
+	   GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(GRPC_GEN_VERSION)
 	@cd shared/proto && go build -o $(BIN)/protoc-gen-myrpc ./cmd/protoc-gen-myrpc

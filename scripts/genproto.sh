@@ -15,3 +15,14 @@ protoc -I . \
   --plugin=protoc-gen-myrpc="$bin/protoc-gen-myrpc" \
   --myrpc_out="$out/shared/proto" --myrpc_opt=paths=source_relative \
   helloworld/helloworld.proto echo/echo.proto meta/meta.proto
+
+# The grpc-go stubs of the benchmarks' baseline: the shared Echo messages,
+# served by grpc-go.
+mkdir -p "$out/benchmarks"
+cd "$root/benchmarks"
+protoc -I "$root/shared/proto" -I . \
+  --plugin=protoc-gen-go="$bin/protoc-gen-go" \
+  --go_out="$out/benchmarks" --go_opt=paths=source_relative \
+  --plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
+  --go-grpc_out="$out/benchmarks" --go-grpc_opt=paths=source_relative \
+  grpcecho/grpcecho.proto

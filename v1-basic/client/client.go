@@ -89,7 +89,10 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 		rm.TimeoutMs = codec.TimeoutMs(time.Until(deadline))
 	}
 	seq := c.seq.Add(1)
-	frame, err := codec.AppendFrame(nil, codec.TypeRequest, seq, rm, req, c.opts.maxFrameSize)
+	bp := codec.GetBuffer()
+	defer codec.PutBuffer(bp)
+	frame, err := codec.AppendFrame((*bp)[:0], codec.TypeRequest, seq, rm, req, c.opts.maxFrameSize)
+	*bp = frame
 	if err != nil {
 		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
 			return status.Errorf(codes.ResourceExhausted, "%w", err)
@@ -113,9 +116,9 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 // which must answer request seq. The context's deadline bounds every read
 // and write, and cancelling the context interrupts them at once.
 func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte, seq uint32) (codec.Frame, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(deadline)
-	}
+	// Without a deadline in ctx this sets none, clearing any left behind.
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
 	defer stop()
 

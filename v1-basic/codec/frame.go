@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -173,6 +174,9 @@ func AppendFrame(dst []byte, typ Type, seq uint32, meta, body proto.Message, max
 		return dst, err
 	}
 	start := len(dst)
+	// One allocation at most: room for the whole frame, then the header's
+	// 16 bytes, filled in last.
+	dst = slices.Grow(dst, HeaderLen+metaLen+bodyLen)
 	dst = append(dst, make([]byte, HeaderLen)...)
 	// proto.Size above cached the sizes, so marshalling need not walk the
 	// messages twice.

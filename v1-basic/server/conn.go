@@ -22,6 +22,12 @@ import (
 // return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // deadline returns the time d from now, or no deadline for d <= 0.
 func deadline(d time.Duration) time.Time {
 	if d <= 0 {
@@ -98,12 +104,22 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	c.idle = true
 	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
 	c.dmu.Unlock()
-	if s.shuttingDown() {
+	if s.shuttingDown() && !inputWaiting(c.nc) {
 		// Shutdown may have woken this connection before the deadline
 		// above replaced its wake-up call.
 		return f, false
 	}
-	if _, err := br.Peek(1); err != nil {
+	for {
+		_, err := br.Peek(1)
+		if err == nil {
+			break
+		}
+		if isTimeout(err) && s.shuttingDown() && inputWaiting(c.nc) {
+			// Shutdown woke the connection just as its request arrived:
+			// read the request, to answer it 14 rather than drop it.
+			c.nc.SetReadDeadline(deadline(s.opts.frameTimeout))
+			continue
+		}
 		s.log.Debug("rpc: no request", "conn", c.id, "err", err)
 		return f, false
 	}
@@ -141,7 +157,6 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 		s.log.Debug("rpc: truncated frame", "conn", c.id, "seq", h.Seq, "err", err)
 		return f, false
 	}
-	c.nc.SetReadDeadline(time.Time{})
 	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
 }
 
@@ -194,7 +209,9 @@ func errorMeta(err error) *meta.ResponseMeta {
 // the frame limit is replaced by a code 8 error.
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
 	s := c.srv
-	buf, err := codec.AppendFrame(nil, codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
+	bp := codec.GetBuffer()
+	defer codec.PutBuffer(bp)
+	buf, err := codec.AppendFrame((*bp)[:0], codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
 	if err != nil {
 		s.log.Warn("rpc: cannot encode response", "conn", c.id, "seq", seq, "err", err)
 		code := codes.Internal
@@ -202,10 +219,11 @@ func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Mess
 			code = codes.ResourceExhausted
 		}
 		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error()}
-		if buf, err = codec.AppendFrame(nil, codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
+		if buf, err = codec.AppendFrame(buf[:0], codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
 			return
 		}
 	}
+	*bp = buf
 	c.nc.SetWriteDeadline(deadline(s.opts.writeTimeout))
 	if _, err := c.nc.Write(buf); err != nil {
 		s.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)

@@ -106,7 +106,10 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 		rm.TimeoutMs = codec.TimeoutMs(time.Until(deadline))
 	}
 	seq := c.seq.Add(1)
-	frame, err := codec.AppendFrame(nil, codec.TypeRequest, seq, rm, req, c.opts.maxFrameSize)
+	bp := codec.GetBuffer()
+	defer codec.PutBuffer(bp)
+	frame, err := codec.AppendFrame((*bp)[:0], codec.TypeRequest, seq, rm, req, c.opts.maxFrameSize)
+	*bp = frame
 	if err != nil {
 		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
 			return status.Errorf(codes.ResourceExhausted, "%w", err)
@@ -139,9 +142,9 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 // which must answer request seq. The context's deadline bounds every read
 // and write, and cancelling the context interrupts them at once.
 func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte, seq uint32) (codec.Frame, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(deadline)
-	}
+	// Without a deadline in ctx this sets none, clearing any left behind.
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
 
 	if _, err := nc.Write(frame); err != nil {
@@ -157,13 +160,12 @@ func (c *Client) roundTrip(ctx context.Context, nc net.Conn, frame []byte, seq u
 		stop()
 		return codec.Frame{}, status.Errorf(codes.Internal, "rpc: response has sequence id %d, want %d", f.Seq, seq)
 	}
-	// The connection goes back to the pool: clear its deadline, unless the
-	// context ended meanwhile and its deadline is being set to the past, in
-	// which case the connection cannot be trusted.
+	// The connection goes back to the pool, unless the context ended
+	// meanwhile and its deadline is being set to the past, in which case
+	// the connection cannot be trusted.
 	if !stop() {
 		return codec.Frame{}, contextError(ctx.Err())
 	}
-	nc.SetDeadline(time.Time{})
 	return f, nil
 }
 

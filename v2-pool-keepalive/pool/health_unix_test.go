@@ -166,7 +166,7 @@ func TestHealthy(t *testing.T) {
 // evicted by Get, which dials a fresh one.
 func TestGetEvictsBroken(t *testing.T) {
 	srv := newTCPServer(t)
-	p := New(srv.addr, Config{})
+	p := New(srv.addr, Config{CheckAfter: -1})
 	defer p.Close(context.Background())
 	c1, err := p.Get(context.Background())
 	if err != nil {
@@ -199,5 +199,39 @@ func TestGetEvictsBroken(t *testing.T) {
 	s2.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(s2, make([]byte, 1)); err != nil {
 		t.Fatalf("the server did not receive on the fresh connection: %v", err)
+	}
+}
+
+// TestCheckAfter: a connection back from a call less than CheckAfter ago
+// is handed out without a check; one idle longer is checked.
+func TestCheckAfter(t *testing.T) {
+	const after = 50 * time.Millisecond
+	srv := newTCPServer(t)
+	p := New(srv.addr, Config{CheckAfter: after})
+	defer p.Close(context.Background())
+	c1, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := srv.accepted(t)
+	p.Put(c1, nil)
+	s1.Close()
+	waitUnhealthy(t, c1.Conn)
+	// Back a moment ago: not checked, so the closed connection goes out.
+	if c, err := p.Get(context.Background()); err != nil || c != c1 {
+		t.Fatalf("Get within CheckAfter = %p, %v; want the same connection, unchecked", c, err)
+	}
+	p.Put(c1, nil)
+	time.Sleep(after) // let the connection be idle for longer than CheckAfter
+	c2, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Put(c2, nil)
+	if c2 == c1 {
+		t.Fatal("a connection idle past CheckAfter was not checked")
+	}
+	if got := p.Stats().Evicted; got != 1 {
+		t.Fatalf("Evicted = %d, want 1", got)
 	}
 }

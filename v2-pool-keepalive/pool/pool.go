@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bufio"
 	"container/list"
 	"context"
 	"errors"
@@ -34,6 +35,11 @@ type Config struct {
 	// WaitTimeout bounds the wait for a connection when MaxActive are open;
 	// the caller's context bounds it too. Default: 1 s.
 	WaitTimeout time.Duration
+	// CheckAfter is how long a connection must have been idle before Get
+	// checks its health. One back from a successful call a moment ago has
+	// just shown that it works, and the check costs a system call. Default:
+	// 1 ms; a negative value checks every time.
+	CheckAfter time.Duration
 	// Dial opens a connection. Default: a net.Dialer with a 5 s timeout.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -57,6 +63,9 @@ func (c Config) withDefaults() Config {
 	if c.WaitTimeout <= 0 {
 		c.WaitTimeout = time.Second
 	}
+	if c.CheckAfter == 0 {
+		c.CheckAfter = time.Millisecond
+	}
 	if c.Dial == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second}
 		c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
@@ -67,13 +76,22 @@ func (c Config) withDefaults() Config {
 }
 
 // Conn is a pooled connection. Give it back with Put.
+//
+// Its reads go through a buffer that lives as long as the connection, so
+// that a response arrives in one read system call rather than one for its
+// header and one for the rest, and so that no byte read ahead is lost
+// between calls.
 type Conn struct {
 	net.Conn
 	pool    *Pool
 	created time.Time
 	// idleSince is when the connection last went back to the pool.
 	idleSince time.Time
+	r         *bufio.Reader
 }
+
+// Read reads through the connection's buffer.
+func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Stats counts what a pool did.
 type Stats struct {
@@ -134,10 +152,12 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		}
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if !p.expired(c, time.Now()) {
+		if now := time.Now(); !p.expired(c, now) {
 			// The health check is a system call: make it outside the lock.
+			// Bytes left in the buffer mean the stream is out of step.
 			p.mu.Unlock()
-			if healthy(c.Conn) {
+			check := now.Sub(c.idleSince) >= p.cfg.CheckAfter
+			if c.r.Buffered() == 0 && (!check || healthy(c.Conn)) {
 				p.mu.Lock()
 				p.stats.Hits++
 				p.mu.Unlock()
@@ -216,7 +236,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		p.releaseSlot()
 		return nil, err
 	}
-	return &Conn{Conn: nc, pool: p, created: time.Now()}, nil
+	return &Conn{Conn: nc, pool: p, created: time.Now(), r: bufio.NewReader(nc)}, nil
 }
 
 // Put gives a connection back. With a non-nil err, or when the connection

@@ -150,7 +150,7 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	c.idle = true
 	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
 	c.dmu.Unlock()
-	if s.shuttingDown() && c.busy.Load() == 0 {
+	if s.shuttingDown() && c.busy.Load() == 0 && !inputWaiting(c.nc) {
 		// Shutdown, or the last response owed, may have woken this
 		// connection before the deadline above replaced its wake-up call.
 		return f, false
@@ -161,6 +161,12 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 			break
 		}
 		if isTimeout(err) && c.keepWaiting() {
+			continue
+		}
+		if isTimeout(err) && s.shuttingDown() && inputWaiting(c.nc) {
+			// Shutdown woke the connection just as its request arrived:
+			// read the request, to answer it 14 rather than drop it.
+			c.nc.SetReadDeadline(deadline(s.opts.frameTimeout))
 			continue
 		}
 		s.log.Debug("rpc: no request", "conn", c.id, "err", err)
@@ -200,7 +206,6 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 		s.log.Debug("rpc: truncated frame", "conn", c.id, "seq", h.Seq, "err", err)
 		return f, false
 	}
-	c.nc.SetReadDeadline(time.Time{})
 	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
 }
 
@@ -280,7 +285,9 @@ func errorMeta(err error) *meta.ResponseMeta {
 // the frame limit is replaced by a code 8 error.
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
 	s := c.srv
-	buf, err := codec.AppendFrame(nil, codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
+	bp := codec.GetBuffer()
+	defer codec.PutBuffer(bp)
+	buf, err := codec.AppendFrame((*bp)[:0], codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
 	if err != nil {
 		s.log.Warn("rpc: cannot encode response", "conn", c.id, "seq", seq, "err", err)
 		code := codes.Internal
@@ -288,10 +295,11 @@ func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Mess
 			code = codes.ResourceExhausted
 		}
 		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error()}
-		if buf, err = codec.AppendFrame(nil, codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
+		if buf, err = codec.AppendFrame(buf[:0], codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
 			return
 		}
 	}
+	*bp = buf
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(deadline(s.opts.writeTimeout))

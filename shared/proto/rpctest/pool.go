@@ -169,10 +169,12 @@ func testR20ServerRestarted(t *testing.T, stage Stage) {
 		t.Fatal(err)
 	}
 	// Shutdown closed the connections the client holds. A new server
-	// takes over the port.
+	// takes over the port, after the pause a restart takes (a pool may
+	// trust a connection that came back a moment ago without checking it).
 	if !waitFor(2*time.Second, func() bool { return !canDial(addr) }) {
 		t.Fatal("the old server still accepts connections")
 	}
+	time.Sleep(50 * time.Millisecond)
 	startAt(t, stage, ServerConfig{}, addr)
 	for i := range 8 {
 		reply, err := helloworld.NewGreeterClient(c).Hello(ctx, &helloworld.HelloRequest{Msg: "back"})

@@ -1,0 +1,298 @@
+// Command benchall runs the benchmark matrix: every implementation, at
+// every number of callers and payload size, each case against a fresh
+// benchserver process on loopback; then the burst. It writes results.json,
+// results.md and chart.png to -out, and with -doc the docs page.
+//
+//	benchall -out results/latest -doc ../docs/benchmarks.md
+//
+// Progress goes to standard error, the results table to standard output.
+// The exit status is 1 if any case failed (the outputs are written anyway).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"myrpc/benchmarks/internal/impls"
+	"myrpc/benchmarks/internal/pin"
+	"myrpc/benchmarks/internal/report"
+	"myrpc/benchmarks/internal/results"
+	"myrpc/benchmarks/internal/runner"
+)
+
+type options struct {
+	impls    []string
+	callers  []int
+	payloads []int
+	duration time.Duration
+	warmup   time.Duration
+	reps     int
+	pin      bool
+	burst    int
+	out      string
+	server   string
+	doc      string
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "benchall:", err)
+		os.Exit(2)
+	}
+	code, err := run(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchall:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("benchall", flag.ContinueOnError)
+	var o options
+	implList := fs.String("impls", strings.Join(impls.Names(), ","), "comma list of implementations: "+strings.Join(impls.Names(), ","))
+	callers := fs.String("callers", "1,64,1000", "comma list of concurrent callers")
+	payload := fs.String("payload", "64,1024", "comma list of payload sizes in bytes")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per case")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured warm-up per case")
+	fs.IntVar(&o.reps, "reps", 1, "repetitions per case; with more than one, the median and the range")
+	fs.BoolVar(&o.pin, "pin", false, "run the servers on CPU 0 and the harness on CPU 1, GOMAXPROCS=1 each")
+	fs.IntVar(&o.burst, "burst", 20000, "goroutines of the burst (one call each, all at once); 0: no burst")
+	fs.StringVar(&o.out, "out", "results/latest", "folder for results.json, results.md and chart.png")
+	fs.StringVar(&o.server, "server", "", "a benchserver binary (default: build it)")
+	fs.StringVar(&o.doc, "doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	for _, name := range splitList(*implList) {
+		if _, ok := impls.Lookup(name); !ok {
+			return o, fmt.Errorf("-impls: unknown implementation %q (known: %s)", name, strings.Join(impls.Names(), ", "))
+		}
+		if !slices.Contains(o.impls, name) {
+			o.impls = append(o.impls, name)
+		}
+	}
+	var err error
+	if o.callers, err = parseInts("-callers", *callers); err != nil {
+		return o, err
+	}
+	if o.payloads, err = parseInts("-payload", *payload); err != nil {
+		return o, err
+	}
+	switch {
+	case len(o.impls) == 0:
+		return o, errors.New("-impls: none given")
+	case o.duration <= 0:
+		return o, errors.New("-duration must be positive")
+	case o.warmup < 0:
+		return o, errors.New("-warmup must not be negative")
+	case o.reps < 1:
+		return o, errors.New("-reps must be at least 1")
+	case o.burst < 0:
+		return o, errors.New("-burst must not be negative")
+	}
+	if slices.Contains(o.callers, 0) {
+		return o, errors.New("-callers: each must be at least 1")
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseInts(flagName, s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%s: %q is not a count", flagName, f)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: none given", flagName)
+	}
+	return out, nil
+}
+
+func run(o options) (int, error) {
+	serverCPU := -1
+	if o.pin {
+		pinned, err := pin.PinnedTo(1)
+		if err != nil {
+			return 1, err
+		}
+		if !pinned {
+			for _, cpu := range []int{0, 1} {
+				if ok, err := pin.Allowed(cpu); err != nil || !ok {
+					return 1, fmt.Errorf("-pin needs CPUs 0 and 1 (CPU %d: allowed %v, %v)", cpu, ok, err)
+				}
+			}
+			// Run again on CPU 1, so that every thread of the harness is
+			// there from the start.
+			return pin.Reexec(1)
+		}
+		serverCPU = 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	started := time.Now()
+
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return 1, err
+	}
+	serverPath := o.server
+	if serverPath == "" {
+		tmp, err := os.MkdirTemp("", "benchall-")
+		if err != nil {
+			return 1, err
+		}
+		defer os.RemoveAll(tmp)
+		serverPath = filepath.Join(tmp, "benchserver")
+		fmt.Fprintln(os.Stderr, "building benchserver ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", serverPath, "myrpc/benchmarks/cmd/benchserver")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return 1, fmt.Errorf("building benchserver (or pass -server): %w", err)
+		}
+	}
+
+	machine := runner.DescribeMachine(".")
+	flags := results.Flags{
+		Impls: o.impls, Callers: o.callers, Payloads: o.payloads,
+		Duration: o.duration.String(), Warmup: o.warmup.String(),
+		Reps: o.reps, Pin: o.pin, Burst: o.burst,
+	}
+	cfg := runner.Config{
+		Server:    runner.Server{Path: serverPath},
+		Warmup:    o.warmup,
+		Duration:  o.duration,
+		ServerCPU: serverCPU,
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+
+	var cases []runner.Case
+	for _, impl := range o.impls {
+		for _, p := range o.payloads {
+			for _, c := range o.callers {
+				cases = append(cases, runner.Case{Impl: impl, Callers: c, Payload: p})
+			}
+		}
+	}
+	nBursts := 0
+	if o.burst > 0 {
+		nBursts = len(o.impls)
+	}
+	prog := newProgress(len(cases)*o.reps, nBursts, o.warmup+o.duration)
+
+	var rows []results.Row
+	stamp := func(r results.Row) results.Row {
+		r.Machine, r.StartedAt, r.Flags = machine, started, flags
+		return r
+	}
+	for _, c := range cases {
+		var reps []results.Row
+		for rep := range o.reps {
+			label := c.String()
+			if o.reps > 1 {
+				label += fmt.Sprintf(" rep %d/%d", rep+1, o.reps)
+			}
+			prog.begin(label)
+			r := runner.RunCase(ctx, cfg, c)
+			prog.end(r)
+			reps = append(reps, r)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		rows = append(rows, stamp(results.Aggregate(reps)))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if o.burst > 0 && ctx.Err() == nil {
+		for _, impl := range o.impls {
+			prog.begin(fmt.Sprintf("burst %s goroutines=%d payload=%dB", impl, o.burst, o.payloads[0]))
+			r := runner.RunBurst(ctx, cfg, impl, o.burst, o.payloads[0])
+			prog.end(r)
+			rows = append(rows, stamp(r))
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+
+	wall := time.Since(started)
+	for i := range rows {
+		rows[i].RunWallS = wall.Seconds()
+	}
+	if err := writeOutputs(o, rows); err != nil {
+		return 1, err
+	}
+	fmt.Print(report.Markdown(rows))
+	fmt.Fprintf(os.Stderr, "done in %s; wrote %s\n", wall.Round(time.Second), o.out)
+
+	failed := 0
+	for _, r := range rows {
+		if r.Failed {
+			failed++
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return 1, errors.New("interrupted; the results so far are written")
+	case failed > 0:
+		return 1, fmt.Errorf("%d of %d cases failed", failed, len(rows))
+	}
+	return 0, nil
+}
+
+// writeOutputs writes results.json, results.md, chart.png and the page.
+func writeOutputs(o options, rows []results.Row) error {
+	jsonPath := filepath.Join(o.out, "results.json")
+	if err := results.Save(jsonPath, rows); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(report.Markdown(rows)), 0o644); err != nil {
+		return err
+	}
+	chartPath := filepath.Join(o.out, "chart.png")
+	if err := report.WriteChart(rows, chartPath); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	if o.doc == "" {
+		return nil
+	}
+	return report.WritePage(rows, o.doc, chartPath, jsonPath)
+}

@@ -1,0 +1,20 @@
+// Command benchserver is the server side of every implementation the
+// benchmarks compare, one per process:
+//
+//	benchserver -impl NAME -addr HOST:PORT [-cpu N]
+//
+// It prints "READY <addr>" on standard output once it listens. On SIGTERM
+// or SIGINT it stops, prints "STATS {json}" if the implementation counts its
+// work (frames per write), and exits 0. It logs warnings and errors to
+// standard error. benchall starts one for every case.
+package main
+
+import (
+	"os"
+
+	"myrpc/benchmarks/internal/serverproc"
+)
+
+func main() {
+	os.Exit(serverproc.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

@@ -1,0 +1,333 @@
+package impls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// ants (in the V2 server) starts a default pool when it is imported:
+	// its goroutines are there before any test runs.
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+}
+
+var quiet = Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+
+// serve starts impl's server on a loopback port and returns its address.
+func serve(t *testing.T, im Impl) (addr string, stop func() error) {
+	t.Helper()
+	srv, err := im.NewServer(quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	return lis.Addr().String(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			return err
+		}
+		return <-errc
+	}
+}
+
+func TestNames(t *testing.T) {
+	want := []string{"v1", "v2", "grpc", "netrpc", "raw-conn", "raw-pipe"}
+	got := Names()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Names() = %v, want %v", got, want)
+	}
+	for _, n := range got {
+		im, _ := Lookup(n)
+		if im.Summary == "" || im.Kind == "" || im.NewServer == nil || im.NewClient == nil {
+			t.Errorf("%s is not fully described: %+v", n, im)
+		}
+	}
+	if _, ok := Lookup("nope"); ok {
+		t.Error("Lookup found an implementation that does not exist")
+	}
+	if Rank("v1") >= Rank("grpc") || Rank("raw-pipe") >= Rank("unknown") {
+		t.Error("Rank does not follow the table order")
+	}
+}
+
+// TestEcho runs every implementation end to end: concurrent callers, each
+// call checked, payloads from empty to larger than the raw buffers.
+func TestEcho(t *testing.T) {
+	const callers, calls = 8, 40
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			im, _ := Lookup(name)
+			addr, stop := serve(t, im)
+			cl, err := im.NewClient(addr, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, callers)
+			for c := range callers {
+				h, err := cl.NewCaller()
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer h.Close()
+					for i := range calls {
+						size := []int{0, 64, 1024, 100 << 10}[(c+i)%4]
+						payload := bytes.Repeat([]byte{byte(c), byte(i)}, size/2)
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						err := h.Call(ctx, payload)
+						cancel()
+						if err != nil {
+							errs <- fmt.Errorf("caller %d call %d (%d bytes): %w", c, i, size, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if err := cl.Close(); err != nil {
+				t.Errorf("client close: %v", err)
+			}
+			if err := stop(); err != nil {
+				t.Errorf("server stop: %v", err)
+			}
+		})
+	}
+}
+
+// silentServer accepts connections and reads everything, answering
+// nothing. It returns its address and a function that closes it.
+func silentServer(t *testing.T) (string, func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return lis.Addr().String(), func() {
+		lis.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+}
+
+// TestDeadline checks that every call ends by its deadline against a
+// server that never answers, and that raw-pipe forgets the call.
+func TestDeadline(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			addr, stop := silentServer(t)
+			defer stop()
+			im, _ := Lookup(name)
+			cl, err := im.NewClient(addr, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			h, err := cl.NewCaller()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			const d = 200 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			start := time.Now()
+			err = h.Call(ctx, []byte("hello"))
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("a call to a silent server succeeded")
+			}
+			if took > d+time.Second {
+				t.Fatalf("the call took %v with a %v deadline", took, d)
+			}
+			if pc, ok := cl.(*rawPipeClient); ok {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("raw-pipe error %v, want DeadlineExceeded", err)
+				}
+				pc.mu.Lock()
+				n := len(pc.pending)
+				pc.mu.Unlock()
+				if n != 0 {
+					t.Errorf("raw-pipe keeps %d pending calls after the deadline", n)
+				}
+			}
+		})
+	}
+}
+
+// TestRawPipeLateReply checks that a reply arriving after its caller gave
+// up is dropped, and the next call gets its own reply.
+func TestRawPipeLateReply(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		// Echo frames, but hold the first one until released.
+		defer close(done)
+		c, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		first := true
+		var h [rawHeaderLen]byte
+		for {
+			if _, err := io.ReadFull(c, h[:]); err != nil {
+				return
+			}
+			_, n, _ := parseRawHeader(h[:], rawRequest)
+			body := make([]byte, n)
+			if _, err := io.ReadFull(c, body); err != nil {
+				return
+			}
+			if first {
+				<-release
+				first = false
+			}
+			h[3] = rawResponse
+			c.Write(append(h[:], body...))
+		}
+	}()
+	cl, err := newRawPipeClient(lis.Addr().String(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := cl.NewCaller()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = h.Call(ctx, []byte("first"))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first call: %v, want DeadlineExceeded", err)
+	}
+	close(release)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Call(ctx, []byte("second")); err != nil {
+		t.Fatalf("second call: %v", err)
+	}
+	cl.Close()
+	<-done
+}
+
+func TestRawServerStats(t *testing.T) {
+	im, _ := Lookup("raw-pipe")
+	srv, err := im.NewServer(quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	c, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten frames in one write come back; the server counts ten frames.
+	var out []byte
+	for i := range 10 {
+		out = appendRawFrame(out, uint32(i+1), []byte("0123456789"))
+	}
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, len(out))); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	st := srv.(Counter).Stats()
+	if st["frames"] != 10 || st["writes"] < 1 || st["writes"] > 10 || st[StatFramesPerWrite] != st["frames"]/st["writes"] {
+		t.Fatalf("stats %v, want 10 frames in 1 to 10 writes", st)
+	}
+}
+
+func TestParseRawHeader(t *testing.T) {
+	good := appendRawFrame(nil, 7, make([]byte, 5))[:rawHeaderLen]
+	mutate := func(f func(h []byte)) []byte {
+		h := append([]byte(nil), good...)
+		f(h)
+		return h
+	}
+	tests := []struct {
+		name    string
+		h       []byte
+		typ     byte
+		seq     uint32
+		n       int
+		wantErr bool
+	}{
+		{"request", good, rawRequest, 7, 5, false},
+		{"wrong type", good, rawResponse, 0, 0, true},
+		{"wrong magic", mutate(func(h []byte) { h[0] = 'G' }), rawRequest, 0, 0, true},
+		{"wrong version", mutate(func(h []byte) { h[2] = 9 }), rawRequest, 0, 0, true},
+		{"meta counts", mutate(func(h []byte) { h[11] = 3 }), rawRequest, 7, 8, false},
+		{"near 4 GiB", mutate(func(h []byte) { h[8], h[12] = 0xff, 0xff }), rawRequest, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seq, n, err := parseRawHeader(tt.h, tt.typ)
+			if (err != nil) != tt.wantErr || seq != tt.seq || n != tt.n {
+				t.Fatalf("got %d, %d, %v; want %d, %d, error %v", seq, n, err, tt.seq, tt.n, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,67 @@
+package impls
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/rpc"
+	"myrpc/shared/proto/services"
+)
+
+// stageServer is what the server of every myrpc stage offers.
+type stageServer interface {
+	rpc.ServiceRegistrar
+	Serve(lis net.Listener) error
+	Shutdown(ctx context.Context) error
+}
+
+// newStageServer registers the Echo service every stage serves with s and
+// returns it as a Server. errClosed is what the stage's Serve returns after
+// Shutdown.
+func newStageServer(s stageServer, errClosed error) Server {
+	echo.RegisterEchoServer(s, services.Echo{})
+	return &stageSrv{s: s, errClosed: errClosed}
+}
+
+type stageSrv struct {
+	s         stageServer
+	errClosed error
+}
+
+func (s *stageSrv) Serve(lis net.Listener) error {
+	if err := s.s.Serve(lis); !errors.Is(err, s.errClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *stageSrv) Stop(ctx context.Context) error { return s.s.Shutdown(ctx) }
+
+// newStageClient returns a Client whose callers all share inv, the client
+// of a myrpc stage, through the generated Echo stub; closeFn closes inv.
+func newStageClient(inv rpc.Invoker, closeFn func() error) Client {
+	return &stageClient{ec: echo.NewEchoClient(inv), closeFn: closeFn}
+}
+
+type stageClient struct {
+	ec      echo.EchoClient
+	closeFn func() error
+}
+
+func (c *stageClient) NewCaller() (Caller, error) { return stageCaller{c.ec}, nil }
+
+func (c *stageClient) Close() error { return c.closeFn() }
+
+type stageCaller struct{ ec echo.EchoClient }
+
+func (c stageCaller) Call(ctx context.Context, payload []byte) error {
+	reply, err := c.ec.Echo(ctx, &echo.EchoRequest{Payload: payload})
+	if err != nil {
+		return err
+	}
+	return checkEcho(payload, reply.GetPayload())
+}
+
+func (stageCaller) Close() error { return nil }

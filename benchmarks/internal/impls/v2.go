@@ -1,0 +1,23 @@
+package impls
+
+import (
+	"myrpc/v2-pool-keepalive/client"
+	"myrpc/v2-pool-keepalive/server"
+)
+
+func init() {
+	register(Impl{
+		Name: "v2",
+		Kind: KindStage,
+		Summary: "myrpc V2 (`v2-pool-keepalive`): long connections, a client connection pool (default limits: " +
+			"256 connections), handlers on an ants goroutine pool. All callers share one `client.Client`; " +
+			"each call borrows a pooled connection for its round trip.",
+		NewServer: func(o Options) (Server, error) {
+			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed), nil
+		},
+		NewClient: func(addr string, o Options) (Client, error) {
+			c := client.New(addr, client.WithLogger(o.logger()))
+			return newStageClient(c, c.Close), nil
+		},
+	})
+}

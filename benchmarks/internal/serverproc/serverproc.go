@@ -1,0 +1,138 @@
+// Package serverproc is the bench server: the server side of one
+// implementation, run as its own process so that its CPU time and memory
+// can be read from /proc. cmd/benchserver is a thin wrapper around Main;
+// the harness's tests run their own binary through it.
+//
+// The protocol with the harness is two lines on standard output:
+//
+//	READY 127.0.0.1:40321
+//	STATS {"frames_per_write":1.8, ...}
+//
+// READY once the listener is open; STATS after SIGTERM or SIGINT has stopped
+// the server, and only for implementations that count their work. The
+// process then exits with status 0.
+package serverproc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"myrpc/benchmarks/internal/impls"
+	"myrpc/benchmarks/internal/pin"
+)
+
+// stopTimeout bounds the graceful stop after a signal.
+const stopTimeout = 5 * time.Second
+
+// Main runs the bench server with the command-line arguments args (without
+// the program name) and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("benchserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	impl := fs.String("impl", "", "the implementation to serve: "+strings.Join(impls.Names(), ", "))
+	addr := fs.String("addr", "127.0.0.1:0", "listen on host:port")
+	cpu := fs.Int("cpu", -1, "run on this CPU alone, with GOMAXPROCS=1 (-1: anywhere)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Error("benchserver: cpu profile", "err", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error("benchserver: cpu profile", "err", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *cpu >= 0 {
+		pinned, err := pin.PinnedTo(*cpu)
+		if err != nil {
+			log.Error("benchserver: cannot read the CPU affinity", "err", err)
+			return 1
+		}
+		if !pinned {
+			code, err := pin.Reexec(*cpu)
+			if err != nil {
+				log.Error("benchserver: cannot run pinned", "cpu", *cpu, "err", err)
+				return 1
+			}
+			return code
+		}
+		runtime.GOMAXPROCS(1)
+	}
+	im, ok := impls.Lookup(*impl)
+	if !ok {
+		log.Error("benchserver: unknown -impl", "impl", *impl, "known", impls.Names())
+		return 2
+	}
+	if err := run(im, *addr, stdout, log); err != nil {
+		log.Error("benchserver failed", "impl", im.Name, "err", err)
+		return 1
+	}
+	return 0
+}
+
+func run(im impls.Impl, addr string, stdout io.Writer, log *slog.Logger) error {
+	srv, err := im.NewServer(impls.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	if _, err := io.WriteString(stdout, "READY "+lis.Addr().String()+"\n"); err != nil {
+		srv.Stop(context.Background())
+		return err
+	}
+
+	select {
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("the server stopped by itself")
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := srv.Stop(sctx); err != nil {
+		log.Warn("benchserver: stop", "err", err)
+	}
+	if err := <-errc; err != nil {
+		log.Warn("benchserver: serve", "err", err)
+	}
+	if c, ok := srv.(impls.Counter); ok {
+		b, err := json.Marshal(c.Stats())
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(stdout, "STATS "+string(b)+"\n"); err != nil {
+			return fmt.Errorf("writing the stats: %w", err)
+		}
+	}
+	return nil
+}
