@@ -14,8 +14,8 @@ PROTOC_VERSION := 3.21.12
 PROTOBUF_VERSION = $(shell cd shared/proto && go list -m -f '{{.Version}}' google.golang.org/protobuf)
 
 # The Go modules of the workspace and the stages among them.
-MODULES := shared/proto v1-basic v2-pool-keepalive benchmarks
-STAGES := v1-basic v2-pool-keepalive
+MODULES := shared/proto v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch benchmarks
+STAGES := v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch
 
 FUZZTIME ?= 5s
 
@@ -33,10 +33,18 @@ run-v1: ## build and run a V1 server and client, then stop the server
 run-v2: ## the same for V2: calls through the connection pool
 	@scripts/run-stage.sh v2-pool-keepalive
 
+.PHONY: run-v3
+run-v3: ## the same for V3: futures, callbacks, retries, multiplexing
+	@scripts/run-stage.sh v3-async-mux
+
+.PHONY: run-v4
+run-v4: ## the same for V4: the epoll server and batched writes
+	@scripts/run-stage.sh v4-epoll-batch
+
 ##@ Check
 
 .PHONY: test
-test: lint proto-check diff-check gotest gowork-off fuzz smoke bench-quick ## everything CI runs
+test: lint proto-check diff-check gotest gowork-off cross fuzz smoke bench-quick ## everything CI runs
 
 .PHONY: gotest
 gotest: ## go test -race over every module
@@ -45,6 +53,10 @@ gotest: ## go test -race over every module
 .PHONY: gowork-off
 gowork-off: ## build and test each stage, and the benchmarks, on its own (GOWORK=off)
 	@for m in $(STAGES) benchmarks; do echo "== GOWORK=off $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go test -count=1 ./...); done
+
+.PHONY: cross
+cross: ## build V4 for macOS and Windows, where it falls back to the V3 transport
+	@cd v4-epoll-batch && GOOS=darwin GOARCH=arm64 go build ./... && GOOS=windows GOARCH=amd64 go build ./... && echo "cross: v4-epoll-batch builds for darwin and windows"
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)
@@ -77,7 +89,7 @@ bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s
 ##@ Read
 
 # The stage pairs whose diffs are committed under docs/diffs/.
-DIFFS := v1-to-v2
+DIFFS := v1-to-v2 v2-to-v3 v3-to-v4
 
 .PHONY: diff
 diff: ## print the diff between two stages: make diff FROM=v1 TO=v2

@@ -11,6 +11,8 @@ require (
 	myrpc/shared/proto v0.0.0
 	myrpc/v1-basic v0.0.0
 	myrpc/v2-pool-keepalive v0.0.0
+	myrpc/v3-async-mux v0.0.0
+	myrpc/v4-epoll-batch v0.0.0
 )
 
 require (
@@ -33,4 +35,6 @@ replace (
 	myrpc/shared/proto => ../shared/proto
 	myrpc/v1-basic => ../v1-basic
 	myrpc/v2-pool-keepalive => ../v2-pool-keepalive
+	myrpc/v3-async-mux => ../v3-async-mux
+	myrpc/v4-epoll-batch => ../v4-epoll-batch
 )

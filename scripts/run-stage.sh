@@ -32,7 +32,7 @@ show "$log"
 seen=$(wc -l <"$log")
 "$bin/client" -config rpc.yaml -addr "$addr"
 
-echo "4. SIGTERM: the server stops accepting, lets calls in flight finish, exits 0."
+echo "Last, SIGTERM: the server stops accepting, lets calls in flight finish, exits 0."
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

@@ -103,6 +103,11 @@ func (c *conn) serve() {
 		}
 		if c.srv.shuttingDown() {
 			c.refuse(f.Seq)
+			// Requests sent after this one are never read: close
+			// gently, once the responses owed are out, so that they are
+			// not lost to the reset that unread input causes.
+			c.inflight.Wait()
+			c.lingerClose()
 			return
 		}
 		c.inflight.Add(1)
@@ -311,10 +316,9 @@ func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Mess
 
 // lingerClose half-closes the connection and discards what the peer still
 // sends, for a moment, before the caller closes it. Closing a socket with
-// unread input makes the kernel send a reset instead of a FIN. Linux still
-// lets the peer read the response queued ahead of the reset, but a reset
-// also stops the retransmission of a lost segment, and other systems drop
-// queued data when a reset arrives: net/http lingers for the same reason.
+// unread input makes the kernel send a reset instead of a FIN, and throw
+// away whatever it has not yet sent: the responses just written can be
+// lost. net/http lingers for the same reason.
 func (c *conn) lingerClose() {
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()

@@ -44,7 +44,17 @@ type options struct {
 	out      string
 	server   string
 	doc      string
+
+	// scenarios are the parts of the run: matrix, burst, hol.
+	scenarios  []string
+	holCallers int
+	holSlow    int
+	holDelay   time.Duration
+	holConns   int
 }
+
+// allScenarios are the parts a run can have, in the order they run.
+var allScenarios = []string{"matrix", "burst", "hol"}
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
@@ -79,6 +89,12 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "results/latest", "folder for results.json, results.md and chart.png")
 	fs.StringVar(&o.server, "server", "", "a benchserver binary (default: build it)")
 	fs.StringVar(&o.doc, "doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md")
+	scenarios := fs.String("scenario", strings.Join(allScenarios, ","),
+		"comma list of what to run: matrix (callers × payloads), burst, hol (head-of-line: fast calls among slow ones)")
+	fs.IntVar(&o.holCallers, "hol-callers", 64, "callers of the head-of-line scenario")
+	fs.IntVar(&o.holSlow, "hol-slow", 4, "how many of them make slow calls")
+	fs.DurationVar(&o.holDelay, "hol-delay", 20*time.Millisecond, "how long the server holds each slow call")
+	fs.IntVar(&o.holConns, "hol-conns", 4, "the connections each client may open in the head-of-line scenario")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -114,6 +130,24 @@ func parseFlags(args []string) (options, error) {
 	}
 	if slices.Contains(o.callers, 0) {
 		return o, errors.New("-callers: each must be at least 1")
+	}
+	for _, sc := range splitList(*scenarios) {
+		if !slices.Contains(allScenarios, sc) {
+			return o, fmt.Errorf("-scenario: unknown %q (known: %s)", sc, strings.Join(allScenarios, ", "))
+		}
+		if !slices.Contains(o.scenarios, sc) {
+			o.scenarios = append(o.scenarios, sc)
+		}
+	}
+	switch {
+	case len(o.scenarios) == 0:
+		return o, errors.New("-scenario: none given")
+	case o.holSlow < 1 || o.holSlow >= o.holCallers:
+		return o, errors.New("-hol-slow must be at least 1 and fewer than -hol-callers")
+	case o.holDelay <= 0:
+		return o, errors.New("-hol-delay must be positive")
+	case o.holConns < 1:
+		return o, errors.New("-hol-conns must be at least 1")
 	}
 	return o, nil
 }
@@ -192,7 +226,10 @@ func run(o options) (int, error) {
 	flags := results.Flags{
 		Impls: o.impls, Callers: o.callers, Payloads: o.payloads,
 		Duration: o.duration.String(), Warmup: o.warmup.String(),
-		Reps: o.reps, Pin: o.pin, Burst: o.burst,
+		Reps: o.reps, Pin: o.pin, Burst: o.burst, Scenarios: o.scenarios,
+	}
+	if slices.Contains(o.scenarios, "hol") {
+		flags.HOLCallers, flags.HOLSlow, flags.HOLDelay, flags.HOLConns = o.holCallers, o.holSlow, o.holDelay.String(), o.holConns
 	}
 	cfg := runner.Config{
 		Server:    runner.Server{Path: serverPath},
@@ -203,18 +240,30 @@ func run(o options) (int, error) {
 	}
 
 	var cases []runner.Case
-	for _, impl := range o.impls {
-		for _, p := range o.payloads {
-			for _, c := range o.callers {
-				cases = append(cases, runner.Case{Impl: impl, Callers: c, Payload: p})
+	if slices.Contains(o.scenarios, "matrix") {
+		for _, impl := range o.impls {
+			for _, p := range o.payloads {
+				for _, c := range o.callers {
+					cases = append(cases, runner.Case{Impl: impl, Callers: c, Payload: p})
+				}
 			}
 		}
 	}
+	var holCases []runner.HOLCase
+	if slices.Contains(o.scenarios, "hol") {
+		for _, impl := range o.impls {
+			if im, _ := impls.Lookup(impl); im.Kind == impls.KindLimit {
+				continue // raw TCP does not decode requests: it cannot be asked to wait
+			}
+			holCases = append(holCases, runner.HOLCase{Impl: impl, Callers: o.holCallers, Slow: o.holSlow, Delay: o.holDelay,
+				Payload: o.payloads[0], MaxConns: o.holConns})
+		}
+	}
 	nBursts := 0
-	if o.burst > 0 {
+	if o.burst > 0 && slices.Contains(o.scenarios, "burst") {
 		nBursts = len(o.impls)
 	}
-	prog := newProgress(len(cases)*o.reps, nBursts, o.warmup+o.duration)
+	prog := newProgress((len(cases)+len(holCases))*o.reps, nBursts, o.warmup+o.duration)
 
 	var rows []results.Row
 	stamp := func(r results.Row) results.Row {
@@ -241,7 +290,27 @@ func run(o options) (int, error) {
 			break
 		}
 	}
-	if o.burst > 0 && ctx.Err() == nil {
+	for _, c := range holCases {
+		if ctx.Err() != nil {
+			break
+		}
+		var reps []results.Row
+		for rep := range o.reps {
+			label := c.String()
+			if o.reps > 1 {
+				label += fmt.Sprintf(" rep %d/%d", rep+1, o.reps)
+			}
+			prog.begin(label)
+			r := runner.RunHOL(ctx, cfg, c)
+			prog.end(r)
+			reps = append(reps, r)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		rows = append(rows, stamp(results.Aggregate(reps)))
+	}
+	if nBursts > 0 && ctx.Err() == nil {
 		for _, impl := range o.impls {
 			prog.begin(fmt.Sprintf("burst %s goroutines=%d payload=%dB", impl, o.burst, o.payloads[0]))
 			r := runner.RunBurst(ctx, cfg, impl, o.burst, o.payloads[0])
@@ -288,8 +357,10 @@ func writeOutputs(o options, rows []results.Row) error {
 		return err
 	}
 	chartPath := filepath.Join(o.out, "chart.png")
-	if err := report.WriteChart(rows, chartPath); err != nil {
-		return fmt.Errorf("chart: %w", err)
+	if slices.ContainsFunc(rows, func(r results.Row) bool { return r.Kind == results.KindCase }) {
+		if err := report.WriteChart(rows, chartPath); err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
 	}
 	if o.doc == "" {
 		return nil

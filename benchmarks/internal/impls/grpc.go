@@ -3,6 +3,7 @@ package impls
 import (
 	"context"
 	"net"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -79,7 +80,11 @@ func (c *grpcClient) Close() error { return c.cc.Close() }
 type grpcCaller struct{ ec grpcecho.EchoClient }
 
 func (c grpcCaller) Call(ctx context.Context, payload []byte) error {
-	reply, err := c.ec.Echo(ctx, &echo.EchoRequest{Payload: payload})
+	return c.CallDelay(ctx, payload, 0)
+}
+
+func (c grpcCaller) CallDelay(ctx context.Context, payload []byte, delay time.Duration) error {
+	reply, err := c.ec.Echo(ctx, &echo.EchoRequest{Payload: payload, DelayMs: uint32(delay.Milliseconds())})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"time"
 )
 
 // Kinds of implementation, for the docs.
@@ -29,6 +30,11 @@ const (
 type Options struct {
 	// Logger receives the implementation's own log records.
 	Logger *slog.Logger
+	// MaxConns, when above 0, limits the connections a client opens to the
+	// server, for the implementations whose clients can be limited (the
+	// pooled and multiplexed stages); 0 leaves their defaults. grpc-go and
+	// net/rpc use one connection whatever it says.
+	MaxConns int
 }
 
 func (o Options) logger() *slog.Logger {
@@ -75,6 +81,15 @@ type Caller interface {
 	Call(ctx context.Context, payload []byte) error
 	// Close releases what the handle owns.
 	Close() error
+}
+
+// SlowCaller is a Caller that can also ask the server to wait before it
+// answers, as the head-of-line scenario's slow calls do (Echo's delay_ms).
+// The raw implementations do not decode requests and cannot.
+type SlowCaller interface {
+	Caller
+	// CallDelay is Call with the server waiting delay before it answers.
+	CallDelay(ctx context.Context, payload []byte, delay time.Duration) error
 }
 
 // Impl is one implementation.

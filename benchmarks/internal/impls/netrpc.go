@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/rpc"
 	"sync"
+	"time"
 )
 
 func init() {
@@ -19,8 +20,12 @@ func init() {
 	})
 }
 
-// NetRPCArgs is the net/rpc request: the payload to echo.
-type NetRPCArgs struct{ Payload []byte }
+// NetRPCArgs is the net/rpc request: the payload to echo, and how long
+// the server waits before it answers.
+type NetRPCArgs struct {
+	Payload []byte
+	DelayMs uint32
+}
 
 // NetRPCReply is the net/rpc reply: the echoed payload.
 type NetRPCReply struct{ Payload []byte }
@@ -30,6 +35,9 @@ type NetRPCEcho struct{}
 
 // Echo replies with the request's payload.
 func (NetRPCEcho) Echo(args *NetRPCArgs, reply *NetRPCReply) error {
+	if args.DelayMs > 0 {
+		time.Sleep(time.Duration(args.DelayMs) * time.Millisecond)
+	}
 	reply.Payload = args.Payload
 	return nil
 }
@@ -160,7 +168,12 @@ type netrpcCaller struct {
 }
 
 func (c *netrpcCaller) Call(ctx context.Context, payload []byte) error {
+	return c.CallDelay(ctx, payload, 0)
+}
+
+func (c *netrpcCaller) CallDelay(ctx context.Context, payload []byte, delay time.Duration) error {
 	c.args.Payload = payload
+	c.args.DelayMs = uint32(delay.Milliseconds())
 	reply := new(NetRPCReply)
 	call := c.c.Go(netrpcMethod, &c.args, reply, c.done)
 	for {

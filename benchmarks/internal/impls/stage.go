@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
 
 	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/rpc"
@@ -57,7 +58,11 @@ func (c *stageClient) Close() error { return c.closeFn() }
 type stageCaller struct{ ec echo.EchoClient }
 
 func (c stageCaller) Call(ctx context.Context, payload []byte) error {
-	reply, err := c.ec.Echo(ctx, &echo.EchoRequest{Payload: payload})
+	return c.CallDelay(ctx, payload, 0)
+}
+
+func (c stageCaller) CallDelay(ctx context.Context, payload []byte, delay time.Duration) error {
+	reply, err := c.ec.Echo(ctx, &echo.EchoRequest{Payload: payload, DelayMs: uint32(delay.Milliseconds())})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package impls
 
 import (
 	"myrpc/v2-pool-keepalive/client"
+	"myrpc/v2-pool-keepalive/pool"
 	"myrpc/v2-pool-keepalive/server"
 )
 
@@ -16,7 +17,11 @@ func init() {
 			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed), nil
 		},
 		NewClient: func(addr string, o Options) (Client, error) {
-			c := client.New(addr, client.WithLogger(o.logger()))
+			opts := []client.Option{client.WithLogger(o.logger())}
+			if o.MaxConns > 0 {
+				opts = append(opts, client.WithPool(pool.Config{MaxActive: o.MaxConns}))
+			}
+			c := client.New(addr, opts...)
 			return newStageClient(c, c.Close), nil
 		},
 	})

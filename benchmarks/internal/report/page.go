@@ -82,6 +82,11 @@ func Page(rows []results.Row, chart, source string) string {
 		burstTable(&b, rows)
 		w("\n")
 	}
+	if len(hols(rows)) > 0 {
+		w("## Head-of-line: slow calls among fast ones\n\n%s\n\n", holIntro(rows))
+		holTable(&b, rows)
+		w("\n")
+	}
 	var p strings.Builder
 	problems(&p, rows)
 	if p.Len() > 0 {
@@ -97,7 +102,8 @@ func Page(rows []results.Row, chart, source string) string {
 	w("## Running it\n\n")
 	w("```\nmake bench-all     # the default matrix; writes benchmarks/results/latest/ and this page\n" +
 		"make bench-quick   # 64 B, callers 1 and 64, 2 s each: a smoke test of the harness\n```\n\n")
-	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst` and `-out`; " +
+	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst`, `-scenario` " +
+		"(`matrix`, `burst`, `hol`), `-hol-callers`, `-hol-slow`, `-hol-delay` and `-out`; " +
 		"`go run ./cmd/benchdoc` in `benchmarks/` writes `results.md`, the chart and this page again from a `results.json`.\n")
 	return b.String()
 }

@@ -205,6 +205,48 @@ func caseTable(b *strings.Builder, rows []results.Row, payload int) {
 	}
 }
 
+// hols returns the head-of-line rows, in implementation order.
+func hols(rows []results.Row) []results.Row {
+	var out []results.Row
+	for _, r := range rows {
+		if r.Kind == results.KindHOL {
+			out = append(out, r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b results.Row) int { return impls.Rank(a.Impl) - impls.Rank(b.Impl) })
+	return out
+}
+
+// holTable writes the head-of-line table: the fast calls' latency while a
+// few callers make slow calls.
+func holTable(b *strings.Builder, rows []results.Row) {
+	b.WriteString("| impl | callers | slow callers | slow calls done | fast calls/s | fast p50 µs | fast p99 µs | fast p999 µs | errors |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range hols(rows) {
+		if r.Failed && r.Calls == 0 {
+			fmt.Fprintf(b, "| %s | %d | %d | — | failed: %s | — | — | — | %s |\n", r.Impl, r.Callers, r.SlowCallers, r.FailReason, fmtInt(r.Errors))
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s | %s |\n", r.Impl, r.Callers, r.SlowCallers,
+			fmtInt(r.SlowCalls), fmtQPS(r), fmtUS(r.P50US), fmtUS(r.P99US), fmtUS(r.P999US), fmtInt(r.Errors))
+	}
+}
+
+// holIntro describes the head-of-line scenario of rows in a sentence.
+func holIntro(rows []results.Row) string {
+	h := hols(rows)
+	if len(h) == 0 {
+		return ""
+	}
+	r := h[0]
+	return fmt.Sprintf("%d closed-loop callers with %s payloads, through a client allowed %d connections; %d of the callers make calls "+
+		"that the server holds for %s each (Echo's `delay_ms`), the rest make ordinary calls. The table measures the ordinary calls only: "+
+		"if a slow call holds up the calls behind it (on its connection, or waiting for a connection), their tail latency shows it. "+
+		"grpc-go and net/rpc use one connection anyway; V1 dials a new connection per call and ignores the limit. The raw "+
+		"implementations do not decode requests and so cannot be asked to wait: they are not in this table.",
+		r.Callers, sizeName(r.PayloadBytes), r.MaxConns, r.SlowCallers, time.Duration(r.SlowDelayMs*float64(time.Millisecond)))
+}
+
 // burstTable writes the burst table, or nothing if there are no bursts.
 func burstTable(b *strings.Builder, rows []results.Row) {
 	bs := bursts(rows)
@@ -228,14 +270,17 @@ func burstTable(b *strings.Builder, rows []results.Row) {
 // problems writes a list of the rows that failed or saw errors, with their
 // most frequent errors; nothing if there are none.
 func problems(b *strings.Builder, rows []results.Row) {
-	all := append(cases(rows), bursts(rows)...)
+	all := append(append(cases(rows), bursts(rows)...), hols(rows)...)
 	for _, r := range all {
 		if !r.Failed && r.Errors == 0 {
 			continue
 		}
 		what := fmt.Sprintf("%d callers, %s", r.Callers, sizeName(r.PayloadBytes))
-		if r.Kind == results.KindBurst {
+		switch r.Kind {
+		case results.KindBurst:
 			what = fmt.Sprintf("burst of %s", fmtInt(uint64(r.Callers)))
+		case results.KindHOL:
+			what = "head-of-line scenario"
 		}
 		fmt.Fprintf(b, "- **%s**, %s: %s errors", r.Impl, what, fmtInt(r.Errors))
 		if r.Failed {
@@ -256,11 +301,14 @@ const noiseThreshold = 5.0
 // used more than noiseThreshold percent of the CPUs; nothing if none did.
 func noise(b *strings.Builder, rows []results.Row) {
 	var noisy []string
-	for _, r := range append(cases(rows), bursts(rows)...) {
+	for _, r := range append(append(cases(rows), bursts(rows)...), hols(rows)...) {
 		if r.OtherCPUPct > noiseThreshold {
 			what := fmt.Sprintf("%s %d callers %s", r.Impl, r.Callers, sizeName(r.PayloadBytes))
-			if r.Kind == results.KindBurst {
+			switch r.Kind {
+			case results.KindBurst:
 				what = r.Impl + " burst"
+			case results.KindHOL:
+				what = r.Impl + " head-of-line"
 			}
 			noisy = append(noisy, fmt.Sprintf("%s (%.0f%%)", what, r.OtherCPUPct))
 		}
@@ -327,6 +375,10 @@ func Markdown(rows []results.Row) string {
 	if bs := bursts(rows); len(bs) > 0 {
 		fmt.Fprintf(&b, "\n## Burst: %s goroutines, one call each, all at once\n\n", fmtInt(uint64(bs[0].Callers)))
 		burstTable(&b, rows)
+	}
+	if len(hols(rows)) > 0 {
+		b.WriteString("\n## Head-of-line: slow calls among fast ones\n\n" + holIntro(rows) + "\n\n")
+		holTable(&b, rows)
 	}
 	var p strings.Builder
 	problems(&p, rows)

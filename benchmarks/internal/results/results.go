@@ -16,6 +16,9 @@ const (
 	KindCase = "case"
 	// KindBurst is the burst: N goroutines, one call each, all at once.
 	KindBurst = "burst"
+	// KindHOL is the head-of-line scenario: many fast callers and a few
+	// slow ones; the row measures the fast calls only.
+	KindHOL = "hol"
 )
 
 // Machine describes where a run happened.
@@ -43,6 +46,14 @@ type Flags struct {
 	Reps     int      `json:"reps"`
 	Pin      bool     `json:"pin"`
 	Burst    int      `json:"burst"`
+	// Scenarios lists what ran: matrix, burst, hol.
+	Scenarios []string `json:"scenarios,omitempty"`
+	// HOLCallers, HOLSlow and HOLDelay are the head-of-line scenario's
+	// callers, how many of them are slow, and the slow calls' delay.
+	HOLCallers int    `json:"hol_callers,omitempty"`
+	HOLSlow    int    `json:"hol_slow,omitempty"`
+	HOLDelay   string `json:"hol_delay,omitempty"`
+	HOLConns   int    `json:"hol_conns,omitempty"`
 }
 
 // Row is the result of one case (with -reps, of all its repetitions) or of
@@ -93,6 +104,16 @@ type Row struct {
 	// WindowS is the measured window, or the burst's elapsed time, in
 	// seconds.
 	WindowS float64 `json:"window_s"`
+
+	// SlowCallers and SlowDelayMs describe a head-of-line row: that many of
+	// Callers made calls the server held for SlowDelayMs each, and SlowCalls
+	// of them finished in the window. The row's other measures are of the
+	// fast calls only.
+	SlowCallers int     `json:"slow_callers,omitempty"`
+	SlowDelayMs float64 `json:"slow_delay_ms,omitempty"`
+	SlowCalls   uint64  `json:"slow_calls,omitempty"`
+	// MaxConns is the connection budget of a head-of-line row's client.
+	MaxConns int `json:"max_conns,omitempty"`
 
 	Failed     bool   `json:"failed,omitempty"`
 	FailReason string `json:"fail_reason,omitempty"`

@@ -108,8 +108,9 @@ type session struct {
 	client impls.Client
 }
 
-// open starts a server for impl and a client of it.
-func open(ctx context.Context, cfg Config, impl string) (*session, error) {
+// open starts a server for impl and a client of it, limited to maxConns
+// connections if it is above 0 (see impls.Options).
+func open(ctx context.Context, cfg Config, impl string, maxConns int) (*session, error) {
 	im, ok := impls.Lookup(impl)
 	if !ok {
 		return nil, fmt.Errorf("unknown implementation %q", impl)
@@ -121,7 +122,7 @@ func open(ctx context.Context, cfg Config, impl string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := im.NewClient(p.addr, impls.Options{Logger: cfg.logger()})
+	cl, err := im.NewClient(p.addr, impls.Options{Logger: cfg.logger(), MaxConns: maxConns})
 	if err != nil {
 		p.kill()
 		return nil, fmt.Errorf("client: %w", err)
@@ -234,11 +235,19 @@ func RunCase(ctx context.Context, cfg Config, c Case) results.Row {
 	if c.Callers < 1 {
 		return fail(row, "callers must be at least 1")
 	}
-	s, err := open(ctx, cfg, c.Impl)
+	return runClosed(ctx, cfg, row, 0, 0, 0)
+}
+
+// runClosed runs row.Callers closed-loop callers against a fresh server of
+// row.Impl, the first slow of them making calls the server holds for delay,
+// through a client limited to maxConns connections (0: its default), and
+// fills in row: its latencies, QPS and errors are the other callers'.
+func runClosed(ctx context.Context, cfg Config, row results.Row, slow int, delay time.Duration, maxConns int) results.Row {
+	s, err := open(ctx, cfg, row.Impl, maxConns)
 	if err != nil {
 		return fail(row, "%v", err)
 	}
-	callers := make([]impls.Caller, c.Callers)
+	callers := make([]impls.Caller, row.Callers)
 	for i := range callers {
 		if callers[i], err = s.client.NewCaller(); err != nil {
 			for _, h := range callers[:i] {
@@ -248,17 +257,29 @@ func RunCase(ctx context.Context, cfg Config, c Case) results.Row {
 			return fail(row, "caller %d: %v", i, err)
 		}
 	}
+	if _, ok := callers[0].(impls.SlowCaller); slow > 0 && !ok {
+		for _, h := range callers {
+			h.Close()
+		}
+		s.close()
+		return fail(row, "%s cannot make slow calls", row.Impl)
+	}
 
 	var (
 		phase atomic.Int32
 		wg    sync.WaitGroup
-		res   = make([]callerResult, c.Callers)
+		res   = make([]callerResult, row.Callers)
 	)
 	for i, h := range callers {
+		call := h.Call
+		if i < slow {
+			sc := h.(impls.SlowCaller)
+			call = func(ctx context.Context, p []byte) error { return sc.CallDelay(ctx, p, delay) }
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[i] = closedLoop(ctx, h, c.Payload, cfg.callTimeout(), &phase)
+			res[i] = closedLoop(ctx, call, row.PayloadBytes, cfg.callTimeout(), &phase)
 		}()
 	}
 
@@ -283,10 +304,14 @@ func RunCase(ctx context.Context, cfg Config, c Case) results.Row {
 	}
 	stats, stopErr := s.close()
 
-	all := hist.New()
+	measured := hist.New()
 	errs := errorCounts{}
-	for _, r := range res {
-		all.Merge(r.h)
+	for i, r := range res {
+		if i < slow {
+			row.SlowCalls += r.ok
+			continue
+		}
+		measured.Merge(r.h)
 		row.Calls += r.ok
 		row.Errors += r.nerr
 		errs.merge(r.errors)
@@ -297,7 +322,7 @@ func RunCase(ctx context.Context, cfg Config, c Case) results.Row {
 	if window > 0 {
 		row.QPS = float64(row.Calls) / window.Seconds()
 	}
-	fillLatency(&row, all)
+	fillLatency(&row, measured)
 	fillCPU(&row, before, after)
 	row.ServerRSSKiB = rss
 	fillServer(&row, stats)
@@ -321,7 +346,7 @@ func RunCase(ctx context.Context, cfg Config, c Case) results.Row {
 // those that end in the measured phase. After a failed call it pauses, 1 ms
 // doubling to 100 ms while failures continue, so that an implementation
 // that fails at once does not turn the harness into a busy loop.
-func closedLoop(ctx context.Context, h impls.Caller, payloadLen int, timeout time.Duration, phase *atomic.Int32) callerResult {
+func closedLoop(ctx context.Context, call func(context.Context, []byte) error, payloadLen int, timeout time.Duration, phase *atomic.Int32) callerResult {
 	r := callerResult{h: hist.New(), errors: errorCounts{}}
 	payload := make([]byte, payloadLen)
 	rand.Read(payload)
@@ -333,7 +358,7 @@ func closedLoop(ctx context.Context, h impls.Caller, payloadLen int, timeout tim
 	for phase.Load() != phaseDone && ctx.Err() == nil {
 		start := time.Now()
 		cctx := dl.get(ctx, start, timeout)
-		err := h.Call(cctx, payload)
+		err := call(cctx, payload)
 		elapsed := time.Since(start)
 		if phase.Load() == phaseMeasure {
 			if err == nil {
@@ -404,7 +429,7 @@ func RunBurst(ctx context.Context, cfg Config, impl string, n, payloadLen int) r
 	if n < 1 {
 		return fail(row, "the burst needs at least 1 call")
 	}
-	s, err := open(ctx, cfg, impl)
+	s, err := open(ctx, cfg, impl, 0)
 	if err != nil {
 		return fail(row, "%v", err)
 	}
@@ -481,6 +506,38 @@ func RunBurst(ctx context.Context, cfg Config, impl string, n, payloadLen int) r
 		return fail(row, "stopping the server: %v", stopErr)
 	}
 	return row
+}
+
+// HOLCase is the head-of-line scenario for one implementation: Callers
+// closed-loop callers, Slow of them making calls that the server holds for
+// Delay each. The fast calls' latency shows whether a slow call holds up
+// the calls behind it.
+type HOLCase struct {
+	Impl    string
+	Callers int
+	Slow    int
+	Delay   time.Duration
+	Payload int
+	// MaxConns limits every client to this many connections, so that the
+	// implementations share one budget (see impls.Options).
+	MaxConns int
+}
+
+func (c HOLCase) String() string {
+	return fmt.Sprintf("head-of-line %s callers=%d slow=%d delay=%v conns=%d", c.Impl, c.Callers, c.Slow, c.Delay, c.MaxConns)
+}
+
+// RunHOL runs the head-of-line scenario: like RunCase, but the first c.Slow
+// callers make slow calls, and the row's latencies, QPS and errors are the
+// fast calls'. An implementation whose calls cannot be slowed down comes
+// back failed.
+func RunHOL(ctx context.Context, cfg Config, c HOLCase) results.Row {
+	row := results.Row{Kind: results.KindHOL, Impl: c.Impl, Callers: c.Callers, PayloadBytes: c.Payload, Reps: 1,
+		SlowCallers: c.Slow, SlowDelayMs: float64(c.Delay) / float64(time.Millisecond), MaxConns: c.MaxConns}
+	if c.Slow >= c.Callers || c.Slow < 1 {
+		return fail(row, "the slow callers must be at least 1 and fewer than all callers")
+	}
+	return runClosed(ctx, cfg, row, c.Slow, c.Delay, c.MaxConns)
 }
 
 // warmCall makes one call through a handle of its own.

@@ -136,9 +136,9 @@ var faultsDesc = rpc.ServiceDesc{
 }
 
 // callFaults calls a method of the faults service through a stage client.
-func callFaults(ctx context.Context, c rpc.Invoker, method string, req *echo.EchoRequest) (*echo.EchoReply, error) {
+func callFaults(ctx context.Context, c rpc.Invoker, method string, req *echo.EchoRequest, opts ...rpc.CallOption) (*echo.EchoReply, error) {
 	reply := new(echo.EchoReply)
-	if err := c.Invoke(ctx, "/"+faultsService+"/"+method, req, reply); err != nil {
+	if err := c.Invoke(ctx, "/"+faultsService+"/"+method, req, reply, opts...); err != nil {
 		return nil, err
 	}
 	return reply, nil

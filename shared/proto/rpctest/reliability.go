@@ -40,6 +40,20 @@ func needsReuse(s Stage) string {
 	return s.Name + " dials a new connection for every call"
 }
 
+func needsMux(s Stage) string {
+	if s.Multiplexed {
+		return ""
+	}
+	return s.Name + " has one call in flight per connection"
+}
+
+func needsReactor(s Stage) string {
+	if s.Reactor {
+		return ""
+	}
+	return s.Name + " serves each connection with a goroutine of its own and writes each response on its own"
+}
+
 func rows() []row {
 	return []row{
 		{1, "length_fields_near_4GiB", always, testR01HugeLengths},
@@ -57,10 +71,16 @@ func rows() []row {
 		{13, "thousands_of_idle_connections", needsLongConnections, testR13IdleConnections},
 		{14, "connection_reset_mid_response", always, testR14ResetMidResponse},
 		{15, "shutdown_with_calls_in_flight", always, testR15Shutdown},
+		{16, "response_with_unknown_sequence_id", needsMux, testR16UnknownSeq},
+		{17, "duplicate_response", needsMux, testR17Duplicate},
+		{18, "sequence_id_wraparound", needsMux, testR18Wraparound},
 		{19, "pool_exhausted", needsReuse, testR19PoolExhausted},
 		{20, "server_restarted_under_the_pool", needsReuse, testR20ServerRestarted},
+		{21, "retry_of_a_call_that_may_have_run", needsMux, testR21Retry},
+		{22, "short_write_or_EAGAIN_on_writev", needsReactor, testR22Backpressure},
 		{23, "peer_half_closes_after_request", always, testR23HalfClose},
 		{24, "EMFILE_on_accept", always, testR24EMFILE},
+		{25, "one_connection_stalls_mid_frame", needsReactor, testR25Stall},
 		{26, "many_goroutines_on_shared_tables", always, testR26ManyGoroutines},
 	}
 }
@@ -379,6 +399,16 @@ func testR11CallerCancels(t *testing.T, stage Stage) {
 	reply, err := callFaults(ctx2, c, "Count", &echo.EchoRequest{Payload: []byte("mine")})
 	if err != nil || string(reply.Payload) != "mine" {
 		t.Fatalf("call after a cancelled one: %v %v", reply, err)
+	}
+	if stage.Multiplexed {
+		// The cancelled call left the pending table when it returned, and
+		// its late reply was dropped, not delivered.
+		if n := stage.Pending(c); n != 0 {
+			t.Fatalf("%d calls still pending", n)
+		}
+		if !waitFor(5*time.Second, func() bool { return stage.Dropped(c) == 1 }) {
+			t.Fatalf("%d responses dropped, want the cancelled call's late reply", stage.Dropped(c))
+		}
 	}
 }
 

@@ -45,6 +45,9 @@ type ClientConfig struct {
 	// reached (V2: the pool's WaitTimeout).
 	MaxInFlight int
 	WaitTimeout time.Duration
+	// MaxSequenceID is where a multiplexing client's sequence ids wrap
+	// around (V3 on); 0 means the stage's default.
+	MaxSequenceID uint32
 }
 
 // Stage describes a stage to the suite: how to make its servers and
@@ -66,4 +69,22 @@ type Stage struct {
 	// calls (V2 on), so that it has a cap on calls in flight (MaxInFlight)
 	// and must notice connections that died while it held them.
 	ReusesConnections bool
+
+	// Reactor is true when the server reads its connections from reactors
+	// on epoll and batches its writes (V4).
+	Reactor bool
+
+	// Multiplexed is true when the client has many calls in flight on one
+	// connection, matched by sequence id (V3 on). Such a stage provides the
+	// hooks below.
+	Multiplexed bool
+	// Pending returns the number of calls in the client's pending tables.
+	Pending func(Client) int
+	// Dropped returns the number of responses the client dropped because
+	// no call was waiting for them.
+	Dropped func(Client) uint64
+	// RetryOptions returns the call options for a retry policy of the
+	// given attempts (a short backoff), the call marked idempotent or not,
+	// and each attempt bounded by perAttempt if it is not 0.
+	RetryOptions func(attempts int, idempotent bool, perAttempt time.Duration) []rpc.CallOption
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,58 +40,72 @@ func TestDocExcerpts(t *testing.T) {
 }
 
 // missing returns the first line of the excerpt that the source does not
-// have, in order, or "". "// ..." lines skip ahead; other lines must follow
-// one another in the source.
+// have, in order, or "". "// ..." lines split the excerpt into segments;
+// each segment must appear as consecutive lines of the source, after the
+// previous segment.
 func missing(block, src string) string {
 	var lines []string
 	for _, l := range strings.Split(src, "\n") {
 		lines = append(lines, strings.TrimSpace(l))
 	}
-	pos := 0
-	contiguous := false
+	var segments [][]string
+	seg := []string{}
 	for _, l := range strings.Split(strings.TrimRight(block, "\n"), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "// ..." {
-			contiguous = false
+		if l = strings.TrimSpace(l); l == "// ..." {
+			segments = append(segments, seg)
+			seg = []string{}
 			continue
 		}
-		if contiguous {
-			if pos < len(lines) && lines[pos] == l {
-				pos++
-				continue
+		seg = append(seg, l)
+	}
+	segments = append(segments, seg)
+	pos := 0
+	for _, seg := range segments {
+		if len(seg) == 0 {
+			continue
+		}
+		at := -1
+		for i := pos; i+len(seg) <= len(lines) && at < 0; i++ {
+			if slices.Equal(lines[i:i+len(seg)], seg) {
+				at = i
 			}
-			return l
 		}
-		i := indexFrom(lines, l, pos)
-		if i < 0 {
-			return l
+		if at < 0 {
+			return firstMissing(seg, lines[pos:])
 		}
-		pos = i + 1
-		contiguous = true
+		pos = at + len(seg)
 	}
 	return ""
 }
 
-func indexFrom(lines []string, l string, from int) int {
-	for i := from; i < len(lines); i++ {
-		if lines[i] == l {
-			return i
+// firstMissing names the line of a segment that breaks the match: the
+// first line that the source has nowhere, or else the segment's first line.
+func firstMissing(seg, lines []string) string {
+	for _, l := range seg {
+		if !slices.Contains(lines, l) {
+			return l
 		}
 	}
-	return -1
+	return seg[0] + " (and the lines after it, in this order)"
 }
 
 func TestMissing(t *testing.T) {
 	src := "a\nb\nc\nd\ne\n"
+	// A first line that occurs more than once: the match must not stop at
+	// the first occurrence.
+	if got := missing("x\ny\n", "x\nz\nx\ny\n"); got != "" {
+		t.Errorf("missing found %q; the excerpt is at the second x", got)
+	}
 	for _, tc := range []struct {
 		block, want string
 	}{
 		{"a\nb\n", ""},
 		{"  b\n\tc\n", ""},
 		{"a\n// ...\nd\ne\n", ""},
-		{"a\nc\n", "c"},
+		{"a\nc\n", "a (and the lines after it, in this order)"},
 		{"d\n// ...\nb\n", "b"},
 		{"x\n", "x"},
+		{"b\nc\n// ...\nb\nc\n", "b"},
 	} {
 		if got := missing(tc.block, src); got != tc.want {
 			t.Errorf("missing(%q) = %q, want %q", tc.block, got, tc.want)

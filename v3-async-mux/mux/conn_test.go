@@ -1,0 +1,748 @@
+package mux
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/meta"
+	"myrpc/v3-async-mux/codec"
+)
+
+// TestReliability18SequenceIDs: ids count up from 1 per connection, wrap
+// to 1 after MaxSeq, and skip ids still pending.
+func TestReliability18SequenceIDs(t *testing.T) {
+	type step struct {
+		// send, if not 0, is the id the next Send must get; otherwise the
+		// peer answers answer, and the test waits for its Done.
+		send, answer uint32
+	}
+	tests := []struct {
+		name   string
+		maxSeq uint32
+		steps  []step
+	}{
+		{"counts up from 1", 0, []step{{send: 1}, {send: 2}, {send: 3}}},
+		{"does not reuse a freed id at once", 0, []step{{send: 1}, {answer: 1}, {send: 2}, {answer: 2}, {send: 3}}},
+		{"wraps to 1", 2, []step{{send: 1}, {answer: 1}, {send: 2}, {answer: 2}, {send: 1}, {send: 2}}},
+		{"wraps and skips pending ids", 3, []step{
+			{send: 1}, {send: 2}, {send: 3},
+			{answer: 1}, {answer: 3},
+			{send: 1}, {send: 3}, // 2 is still pending
+			{answer: 2},
+			{send: 2}, // 1 and 3 are pending, 2 is free again
+		}},
+		{"max id 4, ten calls, 2 pending throughout", 4, []step{
+			{send: 1}, {send: 2}, {send: 3}, {send: 4},
+			{answer: 1}, {answer: 3}, {answer: 4},
+			{send: 1}, {answer: 1},
+			{send: 3}, {answer: 3},
+			{send: 4}, {answer: 4},
+			{send: 1}, {send: 3}, {send: 4},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, p, _ := pipe(t, Config{MaxSeq: tt.maxSeq}, nil)
+			pending := make(map[uint32]chan result)
+			for i, st := range tt.steps {
+				if st.send == 0 {
+					ch, ok := pending[st.answer]
+					if !ok {
+						t.Fatalf("step %d: the test answers %d, which is not pending", i, st.answer)
+					}
+					p.answer(t, st.answer, fmt.Sprint("reply ", st.answer))
+					r := await(t, ch)
+					if r.err != nil || payloadOf(t, r.f) != fmt.Sprint("reply ", st.answer) {
+						t.Fatalf("step %d: call %d got %+v", i, st.answer, r)
+					}
+					delete(pending, st.answer)
+					continue
+				}
+				done, ch := recorder()
+				seq, written, err := c.Send(reqFrame(t, fmt.Sprint("step", i), nil), time.Time{}, done)
+				if err != nil || !written {
+					t.Fatalf("step %d: Send = %d, %v, %v", i, seq, written, err)
+				}
+				if seq != st.send {
+					t.Fatalf("step %d: Send gave id %d, want %d", i, seq, st.send)
+				}
+				if f := p.next(t); f.Seq != seq {
+					t.Fatalf("step %d: the frame on the wire has id %d, Send returned %d", i, f.Seq, seq)
+				}
+				pending[seq] = ch
+			}
+			if got := c.Streams(); got != len(pending) {
+				t.Fatalf("Streams() = %d, want %d", got, len(pending))
+			}
+		})
+	}
+}
+
+// TestConnStreamsExhausted: a connection carrying MaxStreams calls refuses
+// the next without writing it, and takes calls again once one ends.
+func TestConnStreamsExhausted(t *testing.T) {
+	c, p, _ := pipe(t, Config{MaxStreams: 2}, nil)
+	var chans []chan result
+	for i := range 2 {
+		done, ch := recorder()
+		if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+		p.next(t)
+		chans = append(chans, ch)
+	}
+	done, ch := recorder()
+	seq, written, err := c.Send(reqFrame(t, "Refused", nil), time.Time{}, done)
+	if !errors.Is(err, ErrStreamsExhausted) || written || seq != 0 {
+		t.Fatalf("Send over MaxStreams = %d, %v, %v; want 0, false, ErrStreamsExhausted", seq, written, err)
+	}
+	if got := c.Streams(); got != 2 {
+		t.Fatalf("Streams() = %d, want 2", got)
+	}
+	p.answer(t, 1, "one")
+	await(t, chans[0])
+	seq, _, err = c.Send(reqFrame(t, "Again", nil), time.Time{}, done)
+	if err != nil || seq != 3 {
+		t.Fatalf("Send after a call ended = %d, %v; want 3, nil", seq, err)
+	}
+	// The refused frame never reached the wire: the next one read is this.
+	f := p.next(t)
+	rm, _ := codec.DecodeRequestMeta(f.Meta)
+	if f.Seq != 3 || rm.Method != "Again" {
+		t.Fatalf("the peer read %s with id %d next, want Again with id 3", rm.Method, f.Seq)
+	}
+	p.answer(t, 3, "three")
+	if r := await(t, ch); r.err != nil || payloadOf(t, r.f) != "three" {
+		t.Fatalf("the call after the refusal got %+v", r)
+	}
+}
+
+// TestReliability11CancelDropsLateResponse: Cancel takes a call out of the
+// pending table once; its response, when it comes, is dropped and counted,
+// and its Done never runs.
+func TestReliability11CancelDropsLateResponse(t *testing.T) {
+	c, p, h := pipe(t, Config{}, nil)
+	done, ch := recorder()
+	seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.next(t)
+	if !c.Cancel(seq) {
+		t.Fatal("Cancel of a pending call = false")
+	}
+	if c.Cancel(seq) {
+		t.Fatal("second Cancel = true")
+	}
+	if got := c.Streams(); got != 0 {
+		t.Fatalf("Streams() after Cancel = %d, want 0", got)
+	}
+	if got := h.released.Load(); got != 1 {
+		t.Fatalf("onRelease ran %d times, want 1", got)
+	}
+	p.answer(t, seq, "late")
+	waitFor(t, "the late response to be dropped", func() bool { return c.Dropped() == 1 })
+	// The reader has handled the frame: a Done would have run by now.
+	wantNoResult(t, ch)
+	if got := h.released.Load(); got != 1 {
+		t.Fatalf("onRelease ran %d times after the late response, want 1", got)
+	}
+	// The connection still works.
+	done2, ch2 := recorder()
+	seq2, _, err := c.Send(reqFrame(t, "Next", nil), time.Time{}, done2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.next(t)
+	p.answer(t, seq2, "next")
+	if r := await(t, ch2); r.err != nil || payloadOf(t, r.f) != "next" {
+		t.Fatalf("the next call got %+v", r)
+	}
+}
+
+// TestReliability16And17UnwantedResponses: a response that no call waits
+// for is dropped and counted, and never reaches another call; of two
+// responses with one id, the first wins.
+func TestReliability16And17UnwantedResponses(t *testing.T) {
+	tests := []struct {
+		name string
+		// before is sent ahead of the real response to call 1.
+		before func(t *testing.T) []byte
+		// after is sent after it.
+		after func(t *testing.T) []byte
+	}{
+		{
+			name: "unknown id before the answer",
+			before: func(t *testing.T) []byte {
+				return respFrame(t, 999, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("stray")})
+			},
+		},
+		{
+			name: "id 0",
+			before: func(t *testing.T) []byte {
+				return respFrame(t, 0, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("stray")})
+			},
+		},
+		{
+			name: "id of the next call, before it is sent",
+			before: func(t *testing.T) []byte {
+				return respFrame(t, 2, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("stray")})
+			},
+		},
+		{
+			name: "duplicate",
+			after: func(t *testing.T) []byte {
+				return respFrame(t, 1, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("second")})
+			},
+		},
+		{
+			name: "duplicate with an error code",
+			after: func(t *testing.T) []byte {
+				return respFrame(t, 1, &meta.ResponseMeta{Code: uint32(codes.Internal)}, nil)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, p, _ := pipe(t, Config{}, nil)
+			done, ch := recorder()
+			seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+			if err != nil || seq != 1 {
+				t.Fatalf("Send = %d, %v", seq, err)
+			}
+			p.next(t)
+			if tt.before != nil {
+				p.write(t, tt.before(t))
+			}
+			p.answer(t, 1, "first")
+			if tt.after != nil {
+				p.write(t, tt.after(t))
+			}
+			r := await(t, ch)
+			if r.err != nil || payloadOf(t, r.f) != "first" {
+				t.Fatalf("the call got %+v, want the reply \"first\"", r)
+			}
+			// A second call, answered after everything above: once its Done
+			// has run, the reader has handled every earlier frame.
+			done2, ch2 := recorder()
+			seq2, _, err := c.Send(reqFrame(t, "Sentinel", nil), time.Time{}, done2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.next(t)
+			p.answer(t, seq2, "sentinel")
+			if r := await(t, ch2); r.err != nil || payloadOf(t, r.f) != "sentinel" {
+				t.Fatalf("the second call got %+v, want \"sentinel\"", r)
+			}
+			wantNoResult(t, ch)
+			wantNoResult(t, ch2)
+			if got := c.Dropped(); got != 1 {
+				t.Fatalf("Dropped() = %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestReliability14ServerBreaksConnection: when the server's end goes, every
+// call in flight fails at once with code 14, the connection leaves the
+// group before their Dones run, and later Sends fail without writing.
+func TestReliability14ServerBreaksConnection(t *testing.T) {
+	tests := []struct {
+		name    string
+		breakIt func(t *testing.T, p *peer)
+		// is must be in every call's error chain.
+		is error
+	}{
+		{"close", func(t *testing.T, p *peer) { p.nc.Close() }, io.EOF},
+		{"reset", func(t *testing.T, p *peer) {
+			p.nc.(*net.TCPConn).SetLinger(0)
+			p.nc.Close()
+		}, syscall.ECONNRESET},
+		{"close mid-response", func(t *testing.T, p *peer) {
+			b := respFrame(t, 1, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("cut short")})
+			p.write(t, b[:len(b)-3])
+			p.nc.Close()
+		}, io.ErrUnexpectedEOF},
+		{"close mid-header", func(t *testing.T, p *peer) {
+			p.write(t, respFrame(t, 1, &meta.ResponseMeta{}, nil)[:7])
+			p.nc.Close()
+		}, io.ErrUnexpectedEOF},
+	}
+	const calls = 3
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, p, h := pipe(t, Config{}, nil)
+			results := make(chan result, 2*calls)
+			for range calls {
+				done := func(f codec.Frame, err error) {
+					h.dones.Add(1)
+					results <- result{f, err}
+				}
+				if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+					t.Fatal(err)
+				}
+				p.next(t)
+			}
+			tt.breakIt(t, p)
+			for i := range calls {
+				r := await(t, results)
+				wantCode(t, r.err, codes.Unavailable)
+				if !errors.Is(r.err, tt.is) {
+					t.Fatalf("call %d: errors.Is(%v, %v) = false", i, r.err, tt.is)
+				}
+			}
+			wantNoResult(t, results)
+			if got := h.broken.Load(); got != 1 {
+				t.Fatalf("onBroken ran %d times, want 1", got)
+			}
+			if got := h.brokenAt.Load(); got != 0 {
+				t.Fatalf("onBroken ran after %d Dones, want before any", got)
+			}
+			waitFor(t, "every call to be released", func() bool { return h.released.Load() == calls })
+			if got := c.Streams(); got != 0 {
+				t.Fatalf("Streams() = %d, want 0", got)
+			}
+			done, ch := recorder()
+			seq, written, err := c.Send(reqFrame(t, "After", nil), time.Time{}, done)
+			if seq != 0 || written {
+				t.Fatalf("Send on a broken connection = %d, written %v", seq, written)
+			}
+			wantCode(t, err, codes.Unavailable)
+			wantNoResult(t, ch)
+			if got := h.released.Load(); got != calls {
+				t.Fatalf("onRelease ran %d times, want %d", got, calls)
+			}
+		})
+	}
+}
+
+// TestConnBadResponseBreaksConnection: a response the reader cannot frame
+// breaks the connection, with a code that says why.
+func TestConnBadResponseBreaksConnection(t *testing.T) {
+	const maxFrame = 1024
+	header := func(h codec.Header) []byte {
+		b := make([]byte, codec.HeaderLen)
+		codec.PutHeader(b, h)
+		return b
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+		code  codes.Code
+		is    error
+	}{
+		{"over MaxFrameSize", respFrame(t, 1, &meta.ResponseMeta{}, &echo.EchoReply{Payload: bytes.Repeat([]byte("x"), maxFrame)}),
+			codes.ResourceExhausted, codec.ErrFrameTooLarge},
+		{"length near 4 GiB", header(codec.Header{Version: codec.Version, Type: codec.TypeResponse, Seq: 1, BodyLen: 1<<32 - 1}),
+			codes.ResourceExhausted, codec.ErrFrameTooLarge},
+		{"meta over 64 KiB", header(codec.Header{Version: codec.Version, Type: codec.TypeResponse, Seq: 1, MetaLen: codec.MaxMetaLen + 1}),
+			codes.ResourceExhausted, codec.ErrMetaTooLarge},
+		{"wrong magic", []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), codes.Internal, codec.ErrBadMagic},
+		{"wrong version", header(codec.Header{Version: codec.Version + 1, Type: codec.TypeResponse, Seq: 1}), codes.Internal, codec.ErrBadVersion},
+		{"request type", header(codec.Header{Version: codec.Version, Type: codec.TypeRequest, Seq: 1}), codes.Internal, codec.ErrBadType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, p, h := pipe(t, Config{MaxFrameSize: maxFrame}, nil)
+			var chans []chan result
+			for range 2 {
+				done, ch := recorder()
+				if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+					t.Fatal(err)
+				}
+				p.next(t)
+				chans = append(chans, ch)
+			}
+			p.write(t, tt.frame)
+			for i, ch := range chans {
+				r := await(t, ch)
+				wantCode(t, r.err, tt.code)
+				if !errors.Is(r.err, tt.is) {
+					t.Fatalf("call %d: errors.Is(%v, %v) = false", i, r.err, tt.is)
+				}
+			}
+			if got := h.broken.Load(); got != 1 {
+				t.Fatalf("onBroken ran %d times, want 1", got)
+			}
+			// The client closed its end.
+			p.waitClosed(t)
+			_, written, err := c.Send(reqFrame(t, "After", nil), time.Time{}, func(codec.Frame, error) {})
+			if written {
+				t.Fatal("Send on a broken connection reports written")
+			}
+			wantCode(t, err, tt.code)
+		})
+	}
+}
+
+// faultyConn is a client end whose writes the test controls.
+type faultyConn struct {
+	net.Conn
+	// failAfter, when not negative, makes the next write pass that many
+	// bytes and then fail with errInjected.
+	failAfter atomic.Int64
+	// chunk, when not 0, cuts every write into pieces of that many bytes,
+	// yielding the processor between them, as a short-writing socket would.
+	chunk int
+	// beforeWrite, if set, runs before every write.
+	beforeWrite func()
+}
+
+func newFaultyConn(nc net.Conn) *faultyConn {
+	f := &faultyConn{Conn: nc}
+	f.failAfter.Store(-1)
+	return f
+}
+
+func (f *faultyConn) Write(p []byte) (int, error) {
+	if f.beforeWrite != nil {
+		f.beforeWrite()
+	}
+	if k := f.failAfter.Swap(-1); k >= 0 {
+		n, err := f.Conn.Write(p[:k])
+		if err != nil {
+			return n, err
+		}
+		return n, errInjected
+	}
+	if f.chunk == 0 {
+		return f.Conn.Write(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		k := min(f.chunk, len(p))
+		n, err := f.Conn.Write(p[:k])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+		runtime.Gosched()
+	}
+	return written, nil
+}
+
+// TestConnWriteErrorFailsAll: a write that fails breaks the connection: the
+// calls in flight on it fail with code 14, the Send reports whether bytes
+// may have left, and the connection is closed.
+func TestConnWriteErrorFailsAll(t *testing.T) {
+	tests := []struct {
+		name        string
+		failAfter   int64
+		wantWritten bool
+	}{
+		{"before any byte", 0, false},
+		{"mid-frame", 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var fc *faultyConn
+			c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+			var chans []chan result
+			for range 2 {
+				done, ch := recorder()
+				if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+					t.Fatal(err)
+				}
+				p.next(t)
+				chans = append(chans, ch)
+			}
+			fc.failAfter.Store(tt.failAfter)
+			done, ch := recorder()
+			seq, written, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, done)
+			wantCode(t, err, codes.Unavailable)
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("errors.Is(%v, errInjected) = false", err)
+			}
+			if seq != 0 || written != tt.wantWritten {
+				t.Fatalf("Send = %d, written %v; want 0, %v", seq, written, tt.wantWritten)
+			}
+			for i, ch := range chans {
+				r := await(t, ch)
+				wantCode(t, r.err, codes.Unavailable)
+				if !errors.Is(r.err, errInjected) {
+					t.Fatalf("call %d: errors.Is(%v, errInjected) = false", i, r.err)
+				}
+			}
+			// The failed Send's own Done never runs: its error was returned.
+			wantNoResult(t, ch)
+			if got := h.broken.Load(); got != 1 {
+				t.Fatalf("onBroken ran %d times, want 1", got)
+			}
+			if got := c.Streams(); got != 0 {
+				t.Fatalf("Streams() = %d, want 0", got)
+			}
+			waitFor(t, "every call to be released", func() bool { return h.released.Load() == 3 })
+			// The peer sees the connection end; a frame cut short is never
+			// taken for a request.
+			err = p.waitClosed(t)
+			if tt.wantWritten && !errors.Is(err, io.ErrUnexpectedEOF) || !tt.wantWritten && !errors.Is(err, io.EOF) {
+				t.Fatalf("the peer's reader ended with %v", err)
+			}
+		})
+	}
+}
+
+// TestConnBreaksDuringSend: when the connection breaks between a Send
+// registering its call and writing it, the call ends exactly once: either
+// Send returns the error, or Done receives it, never both.
+func TestConnBreaksDuringSend(t *testing.T) {
+	var c *Conn
+	var fc *faultyConn
+	var raw net.Conn
+	var armed atomic.Bool
+	c, p, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn {
+		raw = nc
+		fc = newFaultyConn(nc)
+		return fc
+	})
+	fc.beforeWrite = func() {
+		if !armed.Load() {
+			return
+		}
+		// The connection breaks under the write, and the reader finds out
+		// first.
+		raw.Close()
+		<-c.readerDone
+	}
+	other, otherCh := recorder()
+	if _, _, err := c.Send(reqFrame(t, "Other", nil), time.Time{}, other); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t)
+	armed.Store(true)
+	var dones atomic.Int64
+	results := make(chan result, 2)
+	seq, written, err := c.Send(reqFrame(t, "Broken", nil), time.Time{}, func(f codec.Frame, err error) {
+		dones.Add(1)
+		results <- result{f, err}
+	})
+	r := await(t, otherCh)
+	wantCode(t, r.err, codes.Unavailable)
+	switch {
+	case err != nil && dones.Load() == 0:
+		wantCode(t, err, codes.Unavailable)
+		if written {
+			t.Fatal("Send wrote nothing but reports written")
+		}
+	case err == nil && dones.Load() == 1:
+		r := await(t, results)
+		wantCode(t, r.err, codes.Unavailable)
+		if seq == 0 {
+			t.Fatal("Send returned no error and id 0")
+		}
+	default:
+		t.Fatalf("the call ended %d times through Done and Send returned %v: want exactly one", dones.Load(), err)
+	}
+}
+
+// TestConnConcurrentSends: frames sent from many goroutines at once reach
+// the wire whole, even over a socket that takes a few bytes per write, and
+// every response goes to the call that asked for it.
+func TestConnConcurrentSends(t *testing.T) {
+	const (
+		senders = 16
+		calls   = 40
+	)
+	c, p, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn {
+		fc := newFaultyConn(nc)
+		fc.chunk = 61
+		return fc
+	})
+	// The peer checks every frame: its body must be its method name
+	// repeated, and no two calls in flight may share an id. It answers
+	// what it has read in batches, last first, so that responses come out
+	// of order.
+	peerDone := make(chan error, 1)
+	go func() { peerDone <- checkFrames(p, senders*calls) }()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				method := fmt.Sprintf("g%d-%d", g, i)
+				ch := make(chan result, 2)
+				_, _, err := c.Send(reqFrame(t, method, payloadFor(method)), time.Time{}, func(f codec.Frame, err error) { ch <- result{f, err} })
+				if err != nil {
+					errs <- fmt.Errorf("%s: Send: %w", method, err)
+					return
+				}
+				select {
+				case r := <-ch:
+					if r.err != nil {
+						errs <- fmt.Errorf("%s: %w", method, r.err)
+						return
+					}
+					var reply echo.EchoReply
+					if err := proto.Unmarshal(r.f.Body, &reply); err != nil || string(reply.Payload) != method {
+						errs <- fmt.Errorf("%s got the response for %q (%v)", method, reply.Payload, err)
+						return
+					}
+				case <-time.After(10 * time.Second):
+					errs <- fmt.Errorf("%s: no response", method)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := <-peerDone; err != nil {
+		t.Fatalf("peer: %v", err)
+	}
+	if got := c.Dropped(); got != 0 {
+		t.Fatalf("Dropped() = %d, want 0", got)
+	}
+}
+
+// checkFrames reads n request frames from p, checks each, and answers it
+// with its method name.
+func checkFrames(p *peer, n int) error {
+	inFlight := make(map[uint32]bool)
+	read := 0
+	for read < n {
+		var batch []codec.Frame
+		select {
+		case f := <-p.frames:
+			batch = append(batch, f)
+		case <-p.ended:
+			return fmt.Errorf("after %d frames: %w", read, p.endErr)
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("after %d frames: no more", read)
+		}
+	more:
+		for {
+			select {
+			case f := <-p.frames:
+				batch = append(batch, f)
+			default:
+				break more
+			}
+		}
+		var out []byte
+		for i := len(batch) - 1; i >= 0; i-- {
+			f := batch[i]
+			read++
+			rm, err := codec.DecodeRequestMeta(f.Meta)
+			if err != nil {
+				return err
+			}
+			var req echo.EchoRequest
+			if err := proto.Unmarshal(f.Body, &req); err != nil {
+				return fmt.Errorf("frame %s: body: %w", rm.Method, err)
+			}
+			if want := payloadFor(rm.Method); !bytes.Equal(req.Payload, want) {
+				return fmt.Errorf("frame %s: body %.40q… (%d bytes) is not what was sent (%d bytes)", rm.Method, req.Payload, len(req.Payload), len(want))
+			}
+			if inFlight[f.Seq] {
+				return fmt.Errorf("frame %s: id %d is already in flight", rm.Method, f.Seq)
+			}
+			inFlight[f.Seq] = true
+			out, err = codec.AppendFrame(out, codec.TypeResponse, f.Seq, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte(rm.Method)}, 64<<20)
+			if err != nil {
+				return err
+			}
+		}
+		for _, f := range batch {
+			delete(inFlight, f.Seq)
+		}
+		p.wmu.Lock()
+		_, err := p.nc.Write(out)
+		p.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// payloadFor returns the request payload the concurrent test sends for a
+// method: its name repeated, a different length for each.
+func payloadFor(method string) []byte {
+	n := 0
+	for _, r := range method {
+		n = n*31 + int(r)
+	}
+	return []byte(strings.Repeat(method, n%97))
+}
+
+// TestConnClose: Close fails the calls in flight, ends the reader, and may
+// be called twice.
+func TestConnClose(t *testing.T) {
+	c, p, h := pipe(t, Config{}, nil)
+	done, ch := recorder()
+	if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, await(t, ch).err, codes.Unavailable)
+	select {
+	case <-c.readerDone:
+	default:
+		t.Fatal("Close returned before the reader ended")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.broken.Load(); got != 1 {
+		t.Fatalf("onBroken ran %d times, want 1", got)
+	}
+	p.waitClosed(t)
+	_, written, err := c.Send(reqFrame(t, "After", nil), time.Time{}, done)
+	if written {
+		t.Fatal("Send after Close reports written")
+	}
+	wantCode(t, err, codes.Unavailable)
+	wantNoResult(t, ch)
+}
+
+// TestConnIdleSince: a connection is idle only while it carries no call
+// and is not broken.
+func TestConnIdleSince(t *testing.T) {
+	c, p, _ := pipe(t, Config{}, nil)
+	before := c.idleSince()
+	if before.IsZero() {
+		t.Fatal("a new connection is not idle")
+	}
+	done, ch := recorder()
+	seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.idleSince().IsZero() {
+		t.Fatal("a connection carrying a call is idle")
+	}
+	p.next(t)
+	p.answer(t, seq, "x")
+	await(t, ch)
+	if since := c.idleSince(); since.IsZero() || since.Before(before) {
+		t.Fatalf("idleSince() after the call = %v, want a time after %v", since, before)
+	}
+	c.Close()
+	if !c.idleSince().IsZero() {
+		t.Fatal("a closed connection is idle")
+	}
+}

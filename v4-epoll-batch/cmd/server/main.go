@@ -1,0 +1,82 @@
+// Command server runs the V4 demo server: Greeter and Echo, configured by
+// rpc.yaml. SIGINT or SIGTERM shuts it down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/services"
+	"myrpc/v4-epoll-batch/config"
+	"myrpc/v4-epoll-batch/server"
+)
+
+func main() {
+	configPath := flag.String("config", "rpc.yaml", "the configuration file")
+	addr := flag.String("addr", "", "listen on host:port instead of the configured addresses")
+	debug := flag.Bool("debug", false, "log every connection and call")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(log, *configPath, *addr); err != nil {
+		log.Error("server failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, configPath, addr string) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	if addr != "" {
+		cfg.Server.SetAddress(addr)
+	}
+	s := server.New(server.WithConfig(cfg.Server), server.WithLogger(log))
+	helloworld.RegisterGreeterServer(s, services.Greeter{})
+	echo.RegisterEchoServer(s, services.Echo{})
+
+	// Signal handling belongs to the program, not to the library.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- s.ListenAndServe() }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	timeout := cfg.Server.ShutdownTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	log.Info("shutting down: no new connections; waiting for calls in flight", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
+		return err
+	}
+	log.Info("shut down cleanly")
+	if st := s.Stats(); st["frames_per_write"] > 0 {
+		log.Info("epoll engine", "frames_per_writev", fmt.Sprintf("%.1f", st["frames_per_write"]),
+			"frames_per_read", fmt.Sprintf("%.1f", st["frames_per_read"]))
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package mux
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/status"
+	"myrpc/v4-epoll-batch/codec"
+	"myrpc/v4-epoll-batch/writev"
+)
+
+// ErrStreamsExhausted is returned by Send when the connection already
+// carries its maximum number of calls.
+var ErrStreamsExhausted = errors.New("rpc: connection carries its maximum number of calls")
+
+// Done receives a call's response frame, or the error that ended it. It
+// runs on the connection's reader goroutine (or on the goroutine that broke
+// the connection), so it must return quickly and never block.
+type Done func(f codec.Frame, err error)
+
+// Conn is a connection that carries many calls at once.
+type Conn struct {
+	nc         net.Conn
+	maxFrame   int
+	maxSeq     uint32
+	maxStreams int
+	log        *slog.Logger
+	// onRelease is called, without locks, whenever a call leaves the
+	// connection, and onBroken once when the connection breaks.
+	onRelease func(*Conn)
+	onBroken  func(*Conn)
+
+	// out queues the frames and writes them, several per writev; frames
+	// never interleave.
+	out *writev.Sender
+
+	// mu protects the fields below.
+	mu      sync.Mutex
+	pending map[uint32]Done
+	next    uint32
+	// broken is the error that broke the connection; calls fail with it.
+	broken error
+	// lastUsed is when the last call left, for the group's idle timeout.
+	lastUsed time.Time
+
+	// streams is len(pending), readable without mu.
+	streams atomic.Int32
+	// dropped counts responses that no call was waiting for.
+	dropped atomic.Uint64
+	// retired is set when the server is about to close the connection:
+	// the calls on it finish, but no new call is sent on it.
+	retired atomic.Bool
+	// readerDone is closed when the reader goroutine has exited.
+	readerDone chan struct{}
+}
+
+// newConn wraps nc and starts its reader.
+func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
+	c := &Conn{
+		nc:         nc,
+		maxFrame:   cfg.MaxFrameSize,
+		maxSeq:     cfg.MaxSeq,
+		maxStreams: cfg.MaxStreams,
+		log:        cfg.Logger,
+		onRelease:  onRelease,
+		onBroken:   onBroken,
+		pending:    make(map[uint32]Done),
+		lastUsed:   time.Now(),
+		readerDone: make(chan struct{}),
+	}
+	write := writev.Conn(nc)
+	c.out = writev.NewSender(func(bufs [][]byte) (int, bool, error) {
+		// A peer that takes nothing for this long breaks the connection,
+		// rather than holding the caller that writes forever.
+		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return write(bufs)
+	}, writev.Options{})
+	go c.readLoop()
+	return c
+}
+
+// writeTimeout bounds a batch's write: the calls in it have their own
+// deadlines, but the caller that writes a batch for the others cannot stop
+// halfway through it.
+const writeTimeout = 10 * time.Second
+
+// Send gives the request frame a sequence id, registers done under it, and
+// writes the frame. It returns the id, for Cancel. written reports whether
+// any byte of the frame may have reached the server: when it is false the
+// server cannot have run the request, and the call may be retried safely.
+// A call ends exactly once: Send returns an error only when done will never
+// run, so a connection that breaks while Send writes, with the call in the
+// pending table, fails the call through done.
+// frame must be a whole request frame; Send overwrites its sequence id, and
+// the frame must not change until the call has ended, since it may wait in
+// the queue. deadline is unused: a batch is written under writeTimeout.
+func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, written bool, err error) {
+	c.mu.Lock()
+	if c.broken != nil {
+		err := c.broken
+		c.mu.Unlock()
+		return 0, false, err
+	}
+	if len(c.pending) >= c.maxStreams {
+		c.mu.Unlock()
+		return 0, false, ErrStreamsExhausted
+	}
+	seq = c.nextSeq()
+	c.pending[seq] = done
+	c.streams.Add(1)
+	c.mu.Unlock()
+
+	binary.BigEndian.PutUint32(frame[4:8], seq)
+	// Queued with the frames of the other calls on this connection: the
+	// caller that finds no write in progress writes them all, in one
+	// writev.
+	if _, err := c.out.Send(frame); err != nil {
+		if !c.Cancel(seq) {
+			// The connection broke under the write and fail has handed
+			// the call to done already: it ends there, and only there.
+			return seq, true, nil
+		}
+		// A batch cut short leaves the stream out of step: the connection
+		// is lost, and every call on it with it. Part of this frame may
+		// have left in the batch.
+		err = status.Errorf(codes.Unavailable, "rpc: send: %w", err)
+		c.fail(err)
+		return 0, true, err
+	}
+	return seq, true, nil
+}
+
+// nextSeq returns the next sequence id that no call in flight holds,
+// counting from 1 to maxSeq and then wrapping. The caller holds mu, and
+// fewer than maxStreams <= maxSeq calls are in flight, so one is free.
+func (c *Conn) nextSeq() uint32 {
+	for {
+		if c.next >= c.maxSeq {
+			c.next = 0
+		}
+		c.next++
+		if _, busy := c.pending[c.next]; !busy {
+			return c.next
+		}
+	}
+}
+
+// Cancel removes a call from the pending table: its response, if it still
+// comes, is dropped. It reports whether the call was still pending, that
+// is, whether its Done will now never run.
+func (c *Conn) Cancel(seq uint32) bool {
+	c.mu.Lock()
+	_, ok := c.pending[seq]
+	if ok {
+		c.remove(seq)
+	}
+	c.mu.Unlock()
+	if ok {
+		c.onRelease(c)
+	}
+	return ok
+}
+
+// remove deletes a pending call; the caller holds mu.
+func (c *Conn) remove(seq uint32) {
+	delete(c.pending, seq)
+	c.streams.Add(-1)
+	c.lastUsed = time.Now()
+}
+
+// readLoop reads responses until the connection breaks, and delivers each
+// to its call.
+func (c *Conn) readLoop() {
+	defer close(c.readerDone)
+	br := bufio.NewReader(c.nc)
+	for {
+		f, err := codec.ReadFrame(br, codec.TypeResponse, c.maxFrame)
+		if err != nil {
+			c.fail(readError(err))
+			return
+		}
+		c.mu.Lock()
+		done, ok := c.pending[f.Seq]
+		if ok {
+			c.remove(f.Seq)
+		}
+		c.mu.Unlock()
+		if !ok {
+			// Late (its caller gave up), duplicated, or never asked for:
+			// never handed to another call.
+			c.dropped.Add(1)
+			c.log.Debug("rpc: response nobody waits for", "seq", f.Seq)
+			continue
+		}
+		done(f, nil)
+		c.onRelease(c)
+	}
+}
+
+// readError gives the reader's error its status: a response over the
+// limit is ResourceExhausted, a bad frame Internal, anything else means the
+// connection broke.
+func readError(err error) error {
+	switch {
+	case errors.Is(err, codec.ErrFrameTooLarge), errors.Is(err, codec.ErrMetaTooLarge):
+		return status.Errorf(codes.ResourceExhausted, "rpc: receive: %w", err)
+	case errors.Is(err, codec.ErrBadMagic), errors.Is(err, codec.ErrBadVersion), errors.Is(err, codec.ErrBadType):
+		return status.Errorf(codes.Internal, "rpc: receive: %w", err)
+	}
+	return status.Errorf(codes.Unavailable, "rpc: connection broken: %w", err)
+}
+
+// fail breaks the connection: it closes it, and fails every call in flight
+// on it with err, at once. Later Sends fail with err too.
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.broken != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.broken = err
+	pending := c.pending
+	c.pending = make(map[uint32]Done)
+	c.streams.Store(0)
+	c.mu.Unlock()
+	c.nc.Close()
+	// Out of the group first, so that a call retried from a Done below
+	// does not pick this connection again.
+	c.onBroken(c)
+	for _, done := range pending {
+		done(codec.Frame{}, err)
+	}
+	for range pending {
+		c.onRelease(c)
+	}
+}
+
+// Close closes the connection, failing the calls in flight on it.
+func (c *Conn) Close() error {
+	c.fail(status.New(codes.Unavailable, "rpc: connection closed by the client"))
+	<-c.readerDone
+	return nil
+}
+
+// Retire stops new calls from being sent on the connection, which the
+// server is about to close: after refusing a frame over its limit, for
+// one. The calls in flight on it finish, and the connection leaves the
+// group when the server closes it.
+func (c *Conn) Retire() { c.retired.Store(true) }
+
+// Streams returns the number of calls in flight on the connection.
+func (c *Conn) Streams() int { return int(c.streams.Load()) }
+
+// Dropped returns the number of responses that no call was waiting for.
+func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
+// idleSince returns when the connection last carried a call, or the zero
+// time if it carries one now or is broken.
+func (c *Conn) idleSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) > 0 || c.broken != nil {
+		return time.Time{}
+	}
+	return c.lastUsed
+}
+
+// maxSeqDefault is the largest sequence id: the whole uint32 range but 0.
+const maxSeqDefault = math.MaxUint32

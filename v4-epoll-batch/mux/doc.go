@@ -1,0 +1,13 @@
+// Package mux carries many calls at once over one connection, and keeps a
+// small set of such connections per server.
+//
+// A Conn gives every call a sequence id that no other call in flight on it
+// holds, writes the call's request frame whole (writes never interleave),
+// and keeps the call's completion in a pending table under that id. One
+// reader goroutine per connection reads every response and hands it to the
+// call whose id it carries; a response that no call waits for (late,
+// duplicated, or never asked for) is dropped and counted, never delivered
+// to another call. When the connection breaks, every call in flight on it
+// fails at once with code 14, and the Group replaces the connection on the
+// next call.
+package mux

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"slices"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/meta"
+	"myrpc/v4-epoll-batch/codec"
+	"myrpc/v4-epoll-batch/poller"
+)
+
+// errStop makes the engine close a connection once its responses are out.
+var errStop = errors.New("rpc: closing the connection")
+
+// serveReactor serves lis with the epoll engine: reactors read every
+// connection without a goroutine each, and the worker pool runs the
+// handlers, as before.
+func (s *Server) serveReactor(lis net.Listener, only map[string]bool) error {
+	eng, err := poller.NewEngine(poller.Config{
+		MaxConns:     s.opts.maxConns,
+		IdleTimeout:  s.opts.idleTimeout,
+		FrameTimeout: s.opts.frameTimeout,
+		WriteTimeout: s.opts.writeTimeout,
+		Release:      codec.ReleaseBuffer,
+		Logger:       s.log,
+	}, &reactor{s: s, only: only})
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	s.mu.Lock()
+	if s.inShutdown {
+		s.mu.Unlock()
+		eng.Shutdown(s.baseCtx)
+		lis.Close()
+		return ErrServerClosed
+	}
+	s.engines = append(s.engines, eng)
+	s.mu.Unlock()
+	if err := eng.Serve(lis); !errors.Is(err, poller.ErrClosed) {
+		return err
+	}
+	return ErrServerClosed
+}
+
+// reactor is the server's side of the engine: it cuts the frames out of
+// what a connection has received and hands each request to the workers.
+// It runs on a reactor goroutine, so it never blocks.
+type reactor struct {
+	s    *Server
+	only map[string]bool
+}
+
+func (r *reactor) OnOpen(pc *poller.Conn) {
+	c := &conn{srv: r.s, id: r.s.connID.Add(1), only: r.only, out: pc}
+	pc.SetContext(c)
+	r.s.log.Debug("rpc: connection opened", "conn", c.id, "remote", pc.RemoteAddr())
+}
+
+func (r *reactor) OnClose(pc *poller.Conn) {
+	r.s.log.Debug("rpc: connection closed", "conn", pc.Context().(*conn).id)
+}
+
+func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err error) {
+	s := r.s
+	c := pc.Context().(*conn)
+	for {
+		f, n, need, err := codec.CutFrame(in[consumed:], codec.TypeRequest, s.opts.maxFrameSize)
+		if err != nil {
+			if !errors.Is(err, codec.ErrBadMagic) {
+				// The header is sound enough to name a sequence id: say
+				// why, then close, since the rest cannot be framed.
+				c.writeResponse(f.Seq, &meta.ResponseMeta{Code: uint32(refusalCode(err)), Message: err.Error()}, nil)
+			}
+			return consumed, 0, err
+		}
+		if n == 0 {
+			return consumed, need, nil // the rest of the frame is still on its way
+		}
+		consumed += n
+		s.framesIn.Add(1)
+		if s.shuttingDown() {
+			c.refuse(f.Seq)
+			return consumed, 0, errStop
+		}
+		// The frame points into the engine's buffer, which the next read
+		// reuses: the worker gets its own copy.
+		payload := make([]byte, len(f.Meta)+len(f.Body))
+		copy(payload, f.Meta)
+		copy(payload[len(f.Meta):], f.Body)
+		seq, metaBytes, body := f.Seq, payload[:len(f.Meta)], payload[len(f.Meta):]
+		pc.Hold()
+		if err := s.workers.Submit(func() {
+			defer pc.Done()
+			rm, reply := c.handle(seq, metaBytes, body)
+			c.writeResponse(seq, rm, reply)
+		}); err != nil {
+			// Every worker is busy, and a reactor must not wait for one:
+			// the request is refused unrun, which a client may retry.
+			pc.Done()
+			c.writeResponse(seq, &meta.ResponseMeta{
+				Code:    uint32(codes.Unavailable),
+				Message: "rpc: server busy; the request was not run",
+			}, nil)
+		}
+	}
+}
+
+// Stats reports the engines' work: frames per read and per write system
+// call, for the benchmarks.
+func (s *Server) Stats() map[string]float64 {
+	s.mu.Lock()
+	engines := slices.Clone(s.engines)
+	s.mu.Unlock()
+	var reads, writes, framesOut uint64
+	for _, e := range engines {
+		st := e.Stats()
+		reads += st.Reads
+		writes += st.Writes
+		framesOut += st.FramesOut
+	}
+	out := map[string]float64{}
+	if writes > 0 {
+		out["frames_per_write"] = float64(framesOut) / float64(writes)
+	}
+	if reads > 0 {
+		out["frames_per_read"] = float64(s.framesIn.Load()) / float64(reads)
+	}
+	return out
+}

@@ -1,0 +1,65 @@
+package writev
+
+import "sync"
+
+// Queue holds the frames waiting to be written on one connection, in the
+// order they were pushed. Many goroutines push; one flusher takes them all
+// at once. It is a slice behind a mutex: BenchmarkQueue compares it with a
+// lock-free ring, and the ring lost (see docs/v4-epoll-batch.md).
+type Queue struct {
+	// mu protects the fields below.
+	mu     sync.Mutex
+	frames [][]byte
+	bytes  int
+	closed bool
+}
+
+// Push adds a frame and returns the bytes now queued, for backpressure. It
+// reports false, and queues nothing, once the queue is closed.
+func (q *Queue) Push(frame []byte) (queued int, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return q.bytes, false
+	}
+	q.frames = append(q.frames, frame)
+	q.bytes += len(frame)
+	return q.bytes, true
+}
+
+// Take moves every queued frame to the end of dst and returns it: the
+// queue's slice and dst trade places, so that neither allocates once both
+// have grown.
+func (q *Queue) Take(dst [][]byte) [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.frames) == 0 {
+		return dst
+	}
+	if len(dst) == 0 {
+		dst, q.frames = q.frames, dst[:0]
+	} else {
+		dst = append(dst, q.frames...)
+		clear(q.frames)
+		q.frames = q.frames[:0]
+	}
+	q.bytes = 0
+	return dst
+}
+
+// Bytes returns the bytes queued.
+func (q *Queue) Bytes() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
+// Close closes the queue and returns the frames it still held.
+func (q *Queue) Close() [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	left := q.frames
+	q.frames, q.bytes = nil, 0
+	return left
+}

@@ -1,0 +1,170 @@
+package writev
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestQueuePushTake(t *testing.T) {
+	tests := []struct {
+		name   string
+		rounds [][]string // frames pushed before each Take
+	}{
+		{"empty", [][]string{{}}},
+		{"one frame", [][]string{{"a"}}},
+		{"several frames", [][]string{{"a", "bb", "ccc", "dddd"}}},
+		{"several rounds", [][]string{{"a", "bb"}, {}, {"ccc"}, {"dddd", "e", "ff"}}},
+		{"many frames", [][]string{manyFrames(1000), manyFrames(3), manyFrames(2000)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var q Queue
+			var batch [][]byte
+			for r, round := range tt.rounds {
+				want := 0
+				for _, s := range round {
+					want += len(s)
+					queued, ok := q.Push([]byte(s))
+					if !ok || queued != want {
+						t.Fatalf("round %d: Push(%q) = %d, %v; want %d, true", r, s, queued, ok, want)
+					}
+				}
+				if got := q.Bytes(); got != want {
+					t.Fatalf("round %d: Bytes() = %d, want %d", r, got, want)
+				}
+				batch = q.Take(batch[:0])
+				if got := asStrings(batch); !slices.Equal(got, round) {
+					t.Fatalf("round %d: Take = %q, want %q", r, got, round)
+				}
+				if q.Bytes() != 0 {
+					t.Fatalf("round %d: Bytes() = %d after Take, want 0", r, q.Bytes())
+				}
+				if again := q.Take(nil); len(again) != 0 {
+					t.Fatalf("round %d: a second Take gave %q", r, asStrings(again))
+				}
+			}
+		})
+	}
+}
+
+// TestQueueTakeSwaps checks that Take's trade of slices loses nothing: a
+// batch handed out is never written by later pushes, and frames taken into
+// a batch that still holds frames go after them.
+func TestQueueTakeSwaps(t *testing.T) {
+	var q Queue
+	var batch [][]byte
+	next := 0
+	push := func(n int) []string {
+		var pushed []string
+		for range n {
+			s := string(rune('a'+next%26)) + string(rune('A'+next/26%26))
+			next++
+			q.Push([]byte(s))
+			pushed = append(pushed, s)
+		}
+		return pushed
+	}
+	for round := range 50 {
+		pushed := push(round%7 + 1)
+		keep := 0
+		if round%3 == 0 && len(batch) > 0 {
+			// The flusher wrote only part of the last batch: the rest
+			// stays in front.
+			keep = len(batch) / 2
+			batch = append(batch[:0], batch[len(batch)-keep:]...)
+		} else {
+			batch = batch[:0]
+		}
+		before := asStrings(batch)
+		batch = q.Take(batch)
+		want := append(before, pushed...)
+		if got := asStrings(batch); !slices.Equal(got, want) {
+			t.Fatalf("round %d: Take = %q, want %q", round, got, want)
+		}
+		// The queue now owns the other slice; filling it must not touch
+		// the batch just taken.
+		snapshot := asStrings(batch)
+		more := push(3)
+		if got := asStrings(batch); !slices.Equal(got, snapshot) {
+			t.Fatalf("round %d: pushing %q changed the taken batch to %q, want %q", round, more, got, snapshot)
+		}
+		batch = q.Take(batch)
+		if got := asStrings(batch); !slices.Equal(got, append(snapshot, more...)) {
+			t.Fatalf("round %d: Take after more pushes = %q, want %q", round, got, append(snapshot, more...))
+		}
+	}
+}
+
+// TestQueueSteadyStateAllocs checks that once both slices have grown, a
+// push and take cycle allocates nothing.
+func TestQueueSteadyStateAllocs(t *testing.T) {
+	var q Queue
+	var batch [][]byte
+	frame := []byte("frame")
+	cycle := func() {
+		for range 64 {
+			q.Push(frame)
+		}
+		batch = q.Take(batch[:0])
+		if len(batch) != 64 {
+			t.Fatalf("Take gave %d frames, want 64", len(batch))
+		}
+	}
+	cycle()
+	cycle()
+	if n := testing.AllocsPerRun(100, cycle); n != 0 {
+		t.Fatalf("a push and take cycle made %v allocations, want 0", n)
+	}
+}
+
+func TestQueueClose(t *testing.T) {
+	tests := []struct {
+		name   string
+		queued []string
+	}{
+		{"empty", nil},
+		{"one frame", []string{"a"}},
+		{"several frames", []string{"a", "bb", "ccc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var q Queue
+			for _, s := range tt.queued {
+				q.Push([]byte(s))
+			}
+			if left := asStrings(q.Close()); !slices.Equal(left, tt.queued) {
+				t.Fatalf("Close returned %q, want %q", left, tt.queued)
+			}
+			if q.Bytes() != 0 {
+				t.Fatalf("Bytes() = %d after Close, want 0", q.Bytes())
+			}
+			if queued, ok := q.Push([]byte("late")); ok || queued != 0 {
+				t.Fatalf("Push after Close = %d, %v; want 0, false", queued, ok)
+			}
+			if got := q.Take(nil); len(got) != 0 {
+				t.Fatalf("Take after Close gave %q", asStrings(got))
+			}
+			if left := q.Close(); len(left) != 0 {
+				t.Fatalf("a second Close returned %q", asStrings(left))
+			}
+		})
+	}
+}
+
+// manyFrames returns n distinct short frames.
+func manyFrames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = string(rune('a'+i%26)) + string(rune('0'+i/26%10)) + string(rune('A'+i/260%26))
+	}
+	return out
+}
+
+// asStrings returns frames as strings, for comparing and printing.
+func asStrings(frames [][]byte) []string {
+	out := make([]string, 0, len(frames))
+	for _, f := range frames {
+		out = append(out, string(f))
+	}
+	return out
+}
