@@ -141,9 +141,9 @@ func (c *Conn) idle() bool {
 
 // blocked is the Sender's call when the socket is full: wait for EPOLLOUT.
 func (c *Conn) blocked() {
-	c.blockedSince.CompareAndSwap(0, time.Now().UnixNano())
 	c.emu.Lock()
 	defer c.emu.Unlock()
+	c.blockedSince.CompareAndSwap(0, time.Now().UnixNano())
 	if !c.fdClosed && c.events&unix.EPOLLOUT == 0 {
 		c.events |= unix.EPOLLOUT
 		c.l.ep.mod(c.fd, c.events)
@@ -160,13 +160,18 @@ func (c *Conn) writable() {
 // drained is the Sender's call when everything queued has been written:
 // after every flush, so its common case takes no lock.
 func (c *Conn) drained() {
-	if c.blockedSince.Swap(0) != 0 {
+	if c.blockedSince.Load() != 0 {
 		// The flush had parked: stop watching for EPOLLOUT, which level
-		// triggering would otherwise report again and again.
+		// triggering would otherwise report again and again; unless a new
+		// flush has parked since (blocked runs under emu too, after the
+		// Sender parks), which needs it.
 		c.emu.Lock()
-		if !c.fdClosed && c.events&unix.EPOLLOUT != 0 {
-			c.events &^= unix.EPOLLOUT
-			c.l.ep.mod(c.fd, c.events)
+		if !c.sender.Parked() {
+			c.blockedSince.Store(0)
+			if !c.fdClosed && c.events&unix.EPOLLOUT != 0 {
+				c.events &^= unix.EPOLLOUT
+				c.l.ep.mod(c.fd, c.events)
+			}
 		}
 		c.emu.Unlock()
 	}

@@ -117,6 +117,18 @@ const maxFakeCalls = 200_000
 
 var errSpinning = errors.New("the sender spins")
 
+// guard wraps a real WriteFunc so that a sender that spins on it fails
+// after maxFakeCalls calls instead of hanging the test.
+func guard(write WriteFunc) WriteFunc {
+	var calls atomic.Int64
+	return func(bufs [][]byte) (int, bool, error) {
+		if calls.Add(1) > maxFakeCalls {
+			return 0, false, errSpinning
+		}
+		return write(bufs)
+	}
+}
+
 // fakeWriter is a WriteFunc with knobs: how much each call takes, whether
 // it reports a full socket, when it fails, and a gate that holds its first
 // call. It records what it was given and checks the WriteFunc contract: at

@@ -58,7 +58,7 @@ func TestConnFramesArriveWholeInOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			client, server := tcpPair(t)
 			rel := newReleaseLog()
-			s := NewSender(Conn(client), Options{Release: rel.release})
+			s := NewSender(guard(Conn(client)), Options{Release: rel.release})
 
 			frames := make([][][]byte, tt.producers)
 			var all [][]byte
@@ -119,7 +119,7 @@ func TestConnFramesArriveWholeInOrder(t *testing.T) {
 func TestConnWriteErrorFailsSender(t *testing.T) {
 	client, _ := tcpPair(t)
 	rel := newReleaseLog()
-	s := NewSender(Conn(client), Options{Release: rel.release})
+	s := NewSender(guard(Conn(client)), Options{Release: rel.release})
 	frames := sizedFrames(2)
 	if _, err := s.Send(frames[0]); err != nil {
 		t.Fatalf("Send on an open connection: %v", err)

@@ -142,8 +142,8 @@ func (s *Sender) flush() error {
 		bufs[0] = first
 		if n > 0 {
 			s.counters.Writes.Add(1)
-			s.advance(n)
 		}
+		s.advance(n)
 		if err != nil {
 			s.fail(err)
 			return err
@@ -159,10 +159,11 @@ func (s *Sender) flush() error {
 	}
 }
 
-// advance drops the n bytes written from the front of the batch.
+// advance drops the n bytes written from the front of the batch, and any
+// empty frames there, which take no bytes at all.
 func (s *Sender) advance(n int) {
 	done := 0
-	for n > 0 {
+	for done < len(s.batch) {
 		rest := len(s.batch[done]) - s.off
 		if n < rest {
 			s.off += n
@@ -235,8 +236,12 @@ func (s *Sender) Close() {
 		// A parked batch has no owner: drop it here.
 		s.drop(s.batch)
 		s.batch, s.off = nil, 0
+		s.state.Store(idle)
 	}
 }
+
+// Parked reports whether a flush waits for the socket to become writable.
+func (s *Sender) Parked() bool { return s.state.Load() == parked }
 
 // Stats returns the write system calls made and the frames they carried,
 // counted in the Sender's Counters.

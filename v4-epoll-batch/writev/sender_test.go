@@ -653,3 +653,31 @@ func TestSenderCounters(t *testing.T) {
 		t.Fatalf("a new Sender without Counters has Stats() = %d, %d", w, f)
 	}
 }
+
+// TestSenderEmptyFrame: an empty frame takes no bytes, and a write of
+// nothing but empty frames returns 0; the sender must drop it all the same
+// instead of trying to write it forever.
+func TestSenderEmptyFrame(t *testing.T) {
+	var got []byte
+	calls := 0
+	s := NewSender(func(bufs [][]byte) (int, bool, error) {
+		calls++
+		if calls > 100 {
+			t.Fatal("the sender keeps writing")
+		}
+		n := 0
+		for _, b := range bufs {
+			got = append(got, b...)
+			n += len(b)
+		}
+		return n, false, nil
+	}, Options{})
+	for _, f := range []string{"", "abc", "", "", "de"} {
+		if _, err := s.Send([]byte(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(got) != "abcde" || !s.Idle() {
+		t.Fatalf("wrote %q, idle %v; want \"abcde\", idle", got, s.Idle())
+	}
+}
