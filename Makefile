@@ -17,7 +17,7 @@ PROTOBUF_VERSION = $(shell cd shared/proto && go list -m -f '{{.Version}}' googl
 MODULES := shared/proto v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch benchmarks
 STAGES := v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch
 
-FUZZTIME ?= 5s
+FUZZTIME ?= 3s
 
 .PHONY: help
 help: ## list the targets
@@ -44,7 +44,7 @@ run-v4: ## the same for V4: the epoll server and batched writes
 ##@ Check
 
 .PHONY: test
-test: lint proto-check diff-check gotest gowork-off cross fuzz smoke bench-quick ## everything CI runs
+test: lint proto-check diff-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick ## everything CI runs
 
 .PHONY: gotest
 gotest: ## go test -race over every module
@@ -58,8 +58,22 @@ gowork-off: ## build and test each stage, and the benchmarks, on its own (GOWORK
 cross: ## build V4 for macOS and Windows, where it falls back to the V3 transport
 	@cd v4-epoll-batch && GOOS=darwin GOARCH=arm64 go build ./... && GOOS=windows GOARCH=amd64 go build ./... && echo "cross: v4-epoll-batch builds for darwin and windows"
 
+.PHONY: interop
+interop: ## every stage's client against every stage's server: the 16 pairs
+	@cd benchmarks && go run ./cmd/interop
+
+.PHONY: ladder
+ladder: ## run the reliability rows against every stage and write docs/reliability.md
+	@cd benchmarks && go run ./cmd/ladder -root .. -out ../docs/reliability.md && echo "wrote docs/reliability.md"
+
+.PHONY: ladder-check
+ladder-check: ## fail if docs/reliability.md is not what the tests say now
+	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; cd benchmarks && go run ./cmd/ladder -root .. -out $$tmp; \
+	 if ! cmp -s $$tmp ../docs/reliability.md; then echo "stale: docs/reliability.md (run make ladder)"; diff -u ../docs/reliability.md $$tmp | head -20; exit 1; fi; \
+	 echo "ladder-check: docs/reliability.md matches the tests"
+
 .PHONY: fuzz
-fuzz: ## run every fuzz target for FUZZTIME (default 5s)
+fuzz: ## run every fuzz target for FUZZTIME (default 3s)
 	@scripts/fuzz-all.sh $(FUZZTIME) $(MODULES)
 
 .PHONY: smoke
@@ -123,7 +137,7 @@ proto-check: protoc-tools ## fail if a committed *.pb.go is stale
 	 echo "proto-check: generated code is up to date"
 
 .PHONY: protoc-tools
-protoc-tools:
+protoc-tools: ## install protoc, protoc-gen-go and protoc-gen-myrpc into .bin/
 	@if ! command -v protoc >/dev/null; then \
 	   echo "installing protoc (Debian protobuf-compiler)"; \
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null; \

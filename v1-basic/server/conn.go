@@ -83,6 +83,12 @@ func (c *conn) serve() {
 	if !ok {
 		return
 	}
+	// A client that keeps its connections (a later stage's) may have sent
+	// more requests behind this one before it read the response's
+	// connection: close mark. They are never read; the lingering close
+	// keeps them from turning the close into a reset that would destroy
+	// the response on its way.
+	defer c.lingerClose()
 	if c.srv.shuttingDown() {
 		c.writeResponse(f.Seq, &meta.ResponseMeta{
 			Code:    uint32(codes.Unavailable),
@@ -209,6 +215,10 @@ func errorMeta(err error) *meta.ResponseMeta {
 // the frame limit is replaced by a code 8 error.
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
 	s := c.srv
+	// Every response says that the connection closes after it (one request
+	// per connection), so that a client that keeps connections, of a later
+	// stage, sends nothing more on it.
+	rm.Metadata = map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}
 	bp := codec.GetBuffer()
 	defer codec.PutBuffer(bp)
 	buf, err := codec.AppendFrame((*bp)[:0], codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)

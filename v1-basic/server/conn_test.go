@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/status"
 	"myrpc/v1-basic/client"
+	"myrpc/v1-basic/codec"
 )
 
 // bigDesc is a service whose method Big replies with as many bytes as the
@@ -101,5 +103,54 @@ func TestErrorMeta(t *testing.T) {
 				t.Fatalf("errorMeta(%v) = code %d %q, want %d %q", tt.err, rm.Code, rm.Message, tt.code, tt.msg)
 			}
 		})
+	}
+}
+
+// TestPipelinedRequestNotReset: a client that keeps its connections may
+// send a second request before it reads the first response, whose
+// connection: close mark says none will be read. The second request is
+// never read, and the first response must still arrive whole: closing a
+// socket with unread input resets it, and a reset throws away what has not
+// yet left.
+func TestPipelinedRequestNotReset(t *testing.T) {
+	const size = 4 << 20 // more than the socket buffers hold at once
+	s := New(WithLogger(quietLogger()), WithMaxFrameSize(2*size))
+	if err := s.Register(&bigDesc, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	ts := serveOn(t, s)
+	nc := dial(t, ts.addr)
+	first := requestFrame(t, 1, "test.Big", "Big", &echo.EchoRequest{DelayMs: size})
+	second := requestFrame(t, 2, "test.Big", "Big", &echo.EchoRequest{DelayMs: 1})
+	if _, err := nc.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	// The second request reaches the socket after the server has read the
+	// first, and stays there unread.
+	time.Sleep(100 * time.Millisecond)
+	if _, err := nc.Write(second); err != nil {
+		t.Fatal(err)
+	}
+	// Let the server write what fits and close before anything is read.
+	time.Sleep(200 * time.Millisecond)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := codec.ReadFrame(nc, codec.TypeResponse, 2*size)
+	if err != nil {
+		t.Fatalf("reading the first response: %v", err)
+	}
+	rm, err := codec.DecodeResponseMeta(f.Meta)
+	if err != nil || f.Seq != 1 || rm.Code != 0 {
+		t.Fatalf("response seq %d, meta %v (%v), want seq 1, code 0", f.Seq, rm, err)
+	}
+	if !rpc.Closing(rm.Metadata) {
+		t.Fatalf("response metadata %v lacks the connection: close mark", rm.Metadata)
+	}
+	var reply echo.EchoReply
+	if err := proto.Unmarshal(f.Body, &reply); err != nil || len(reply.Payload) != size {
+		t.Fatalf("reply of %d bytes (%v), want %d", len(reply.Payload), err, size)
+	}
+	// Then the server closes without answering the second request.
+	if _, err := codec.ReadFrame(nc, codec.TypeResponse, 2*size); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the response: %v, want EOF", err)
 	}
 }

@@ -122,21 +122,26 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 		return c.poolError(ctx, err)
 	}
 	f, err := c.roundTrip(ctx, nc, frame, seq)
-	if err == nil {
-		err = decodeResponse(f, reply)
-		if status.Code(err) != codes.ResourceExhausted {
-			// A response, error or not, leaves the stream in step.
-			c.pools.Put(nc, nil)
-			return err
-		}
+	if err != nil {
+		// A connection that saw an I/O or protocol error goes, never back
+		// to the pool.
+		c.pools.Put(nc, err)
+		return err
 	}
-	// A connection that saw an I/O or protocol error goes, never back to
-	// the pool. So does one answered with code 8: it may be the server
-	// refusing a frame over its limit, which it follows by closing the
-	// connection, and the close may not have arrived yet.
-	c.pools.Put(nc, err)
+	closing, err := decodeResponse(f, reply)
+	if closing {
+		// The server closes the connection after this response (a V1
+		// server after every one): it goes too.
+		c.pools.Put(nc, errServerCloses)
+	} else {
+		// A response, error or not, leaves the stream in step.
+		c.pools.Put(nc, nil)
+	}
 	return err
 }
+
+// errServerCloses discards a connection that the server closes.
+var errServerCloses = errors.New("rpc: the server closes this connection")
 
 // roundTrip writes a request frame on nc and reads the response frame,
 // which must answer request seq. The context's deadline bounds every read
@@ -183,19 +188,21 @@ func (c *Client) poolError(ctx context.Context, err error) error {
 }
 
 // decodeResponse decodes a response frame: into reply on success, into a
-// status error otherwise.
-func decodeResponse(f codec.Frame, reply proto.Message) error {
+// status error otherwise. closing reports that the server closes the
+// connection after this response (rpc.ConnectionClose).
+func decodeResponse(f codec.Frame, reply proto.Message) (closing bool, err error) {
 	rsp, err := codec.DecodeResponseMeta(f.Meta)
 	if err != nil {
-		return status.Errorf(codes.Internal, "rpc: cannot decode the response meta: %v", err)
+		return true, status.Errorf(codes.Internal, "rpc: cannot decode the response meta: %v", err)
 	}
+	closing = rpc.Closing(rsp.Metadata)
 	if rsp.Code != uint32(codes.OK) {
-		return status.New(codes.Code(rsp.Code), rsp.Message)
+		return closing, status.New(codes.Code(rsp.Code), rsp.Message)
 	}
 	if err := proto.Unmarshal(f.Body, reply); err != nil {
-		return status.Errorf(codes.Internal, "rpc: cannot decode the response body: %v", err)
+		return closing, status.Errorf(codes.Internal, "rpc: cannot decode the response body: %v", err)
 	}
-	return nil
+	return closing, nil
 }
 
 // ioError gives a failed dial, read or write its status code. The context's

@@ -37,6 +37,9 @@ type call struct {
 	cur      *attempt
 	// lastErr is the error of the latest attempt that failed.
 	lastErr error
+	// resent counts the times the request was sent again because a
+	// server closed the connection without reading it.
+	resent int
 }
 
 // attempt is one sending of the request.
@@ -57,20 +60,36 @@ func newCall(c *Client, ctx context.Context, cancel context.CancelFunc, method s
 	return cl
 }
 
-// attempt sends the request on a connection of the group. The response,
-// or the connection's failure, comes back through response.
-func (cl *call) attempt() {
+// maxResent bounds how often one call's request is sent again because a
+// server closed the connection without reading it.
+const maxResent = 3
+
+// attempt starts an attempt: the first, or a retry the policy allows.
+func (cl *call) attempt() { cl.send(true) }
+
+// resend sends the request again, on another connection, after a server
+// closed the connection without reading it (mux.ErrNotRead). The request
+// never ran, so this needs no retry policy and is no new attempt: it is
+// the same attempt, on a connection that will take it.
+func (cl *call) resend() { cl.send(false) }
+
+// send sends the request on a connection of the group, as a new attempt
+// when counted is true. The response, or the connection's failure, comes
+// back through response.
+func (cl *call) send(counted bool) {
 	cl.mu.Lock()
 	if cl.ended {
 		cl.mu.Unlock()
 		return
 	}
-	cl.attempts++
+	if counted {
+		cl.attempts++
+	}
 	att := &attempt{n: cl.attempts}
 	cl.cur = att
 	lastErr := cl.lastErr
 	cl.mu.Unlock()
-	if att.n > 1 && cl.c.closed.Load() {
+	if (att.n > 1 || !counted) && cl.c.closed.Load() {
 		cl.end(lastErr) // a retry that Close cut short
 		return
 	}
@@ -128,6 +147,20 @@ func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error)
 		att.timer.Stop()
 	}
 	cl.mu.Unlock()
+	if errors.Is(err, mux.ErrNotRead) {
+		// The server said it would read no more requests, and closed
+		// the connection before it read this one: it never ran, and goes
+		// again at once, whatever the retry policy.
+		cl.mu.Lock()
+		again := cl.resent < maxResent
+		cl.resent++
+		cl.mu.Unlock()
+		if again && cl.c.retries.Add(time.Now(), cl.resend) {
+			return
+		}
+		cl.failed(att, err, false, false)
+		return
+	}
 	if err != nil {
 		// The connection broke after the request was sent: it may have run.
 		cl.failed(att, err, true, false)
@@ -139,11 +172,6 @@ func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error)
 		return
 	}
 	if rsp.Code != uint32(codes.OK) {
-		if codes.Code(rsp.Code) == codes.ResourceExhausted {
-			// Maybe the server refusing a frame over its limit, which it
-			// follows by closing the connection: send nothing more on it.
-			conn.Retire()
-		}
 		cl.failed(att, status.New(codes.Code(rsp.Code), rsp.Message), true, true)
 		return
 	}

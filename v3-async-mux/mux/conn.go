@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/status"
 	"myrpc/v3-async-mux/codec"
 )
@@ -19,6 +21,13 @@ import (
 // ErrStreamsExhausted is returned by Send when the connection already
 // carries its maximum number of calls.
 var ErrStreamsExhausted = errors.New("rpc: connection carries its maximum number of calls")
+
+// ErrNotRead fails the calls still in flight when a server closes a
+// connection cleanly after a response marked connection: close. A server
+// that marks a response reads no more requests, answers those it has read,
+// and then closes: a call that got no answer was never read, and can be
+// sent again on another connection without running twice.
+var ErrNotRead = errors.New("the server closed the connection without reading the request")
 
 // Done receives a call's response frame, or the error that ended it. It
 // runs on the connection's reader goroutine (or on the goroutine that broke
@@ -168,8 +177,22 @@ func (c *Conn) readLoop() {
 	for {
 		f, err := codec.ReadFrame(br, codec.TypeResponse, c.maxFrame)
 		if err != nil {
-			c.fail(readError(err))
+			if c.retired.Load() && errors.Is(err, io.EOF) {
+				// The server marked a response and closed after it (the
+				// mark was read before this read began).
+				err = status.Errorf(codes.Unavailable, "rpc: %w", ErrNotRead)
+			} else {
+				err = readError(err)
+			}
+			c.fail(err)
 			return
+		}
+		if len(f.Meta) > 0 && closing(f.Meta) {
+			// The server reads nothing more on this connection: no new
+			// call goes on it, and when the server closes it, the calls
+			// still waiting were never read. A response nobody waits for
+			// says so too. (A plain reply's meta is empty: no cost.)
+			c.retired.Store(true)
 		}
 		c.mu.Lock()
 		done, ok := c.pending[f.Seq]
@@ -187,6 +210,13 @@ func (c *Conn) readLoop() {
 		done(f, nil)
 		c.onRelease(c)
 	}
+}
+
+// closing reports whether a response's meta carries the connection: close
+// mark.
+func closing(metaBytes []byte) bool {
+	rm, err := codec.DecodeResponseMeta(metaBytes)
+	return err == nil && rpc.Closing(rm.Metadata)
 }
 
 // readError gives the reader's error its status: a response over the
@@ -235,9 +265,9 @@ func (c *Conn) Close() error {
 }
 
 // Retire stops new calls from being sent on the connection, which the
-// server is about to close: after refusing a frame over its limit, for
-// one. The calls in flight on it finish, and the connection leaves the
-// group when the server closes it.
+// server is about to close. The reader retires a connection when a
+// response carries the connection: close mark. The calls in flight on it
+// finish, and the connection leaves the group when the server closes it.
 func (c *Conn) Retire() { c.retired.Store(true) }
 
 // Streams returns the number of calls in flight on the connection.

@@ -19,6 +19,7 @@ import (
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/rpc"
 	"myrpc/v3-async-mux/codec"
 )
 
@@ -266,21 +267,34 @@ func TestReliability14ServerBreaksConnection(t *testing.T) {
 		breakIt func(t *testing.T, p *peer)
 		// is must be in every call's error chain.
 		is error
+		// retired: a response marked connection: close came first, so a
+		// clean close means the calls left were never read.
+		retired bool
 	}{
-		{"close", func(t *testing.T, p *peer) { p.nc.Close() }, io.EOF},
+		{"close", func(t *testing.T, p *peer) { p.nc.Close() }, io.EOF, false},
 		{"reset", func(t *testing.T, p *peer) {
 			p.nc.(*net.TCPConn).SetLinger(0)
 			p.nc.Close()
-		}, syscall.ECONNRESET},
+		}, syscall.ECONNRESET, false},
 		{"close mid-response", func(t *testing.T, p *peer) {
 			b := respFrame(t, 1, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("cut short")})
 			p.write(t, b[:len(b)-3])
 			p.nc.Close()
-		}, io.ErrUnexpectedEOF},
+		}, io.ErrUnexpectedEOF, false},
 		{"close mid-header", func(t *testing.T, p *peer) {
 			p.write(t, respFrame(t, 1, &meta.ResponseMeta{}, nil)[:7])
 			p.nc.Close()
-		}, io.ErrUnexpectedEOF},
+		}, io.ErrUnexpectedEOF, false},
+		{"close after the mark", func(t *testing.T, p *peer) { p.nc.Close() }, ErrNotRead, true},
+		{"reset after the mark", func(t *testing.T, p *peer) {
+			p.nc.(*net.TCPConn).SetLinger(0)
+			p.nc.Close()
+		}, syscall.ECONNRESET, true},
+		{"close mid-response after the mark", func(t *testing.T, p *peer) {
+			b := respFrame(t, 1, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("cut short")})
+			p.write(t, b[:len(b)-3])
+			p.nc.Close()
+		}, io.ErrUnexpectedEOF, true},
 	}
 	const calls = 3
 	for _, tt := range tests {
@@ -297,12 +311,30 @@ func TestReliability14ServerBreaksConnection(t *testing.T) {
 				}
 				p.next(t)
 			}
+			if tt.retired {
+				// One more call, whose response carries the mark.
+				done, ch := recorder()
+				if _, _, err := c.Send(reqFrame(t, "Marked", nil), time.Time{}, done); err != nil {
+					t.Fatal(err)
+				}
+				f := p.next(t)
+				p.write(t, respFrame(t, f.Seq, &meta.ResponseMeta{
+					Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
+				}, nil))
+				if r := await(t, ch); r.err != nil {
+					t.Fatalf("the marked response: %v", r.err)
+				}
+				h.released.Add(-1)
+			}
 			tt.breakIt(t, p)
 			for i := range calls {
 				r := await(t, results)
 				wantCode(t, r.err, codes.Unavailable)
 				if !errors.Is(r.err, tt.is) {
 					t.Fatalf("call %d: errors.Is(%v, %v) = false", i, r.err, tt.is)
+				}
+				if tt.is != ErrNotRead && errors.Is(r.err, ErrNotRead) {
+					t.Fatalf("call %d: %v says the request was not read", i, r.err)
 				}
 			}
 			wantNoResult(t, results)
@@ -744,5 +776,43 @@ func TestConnIdleSince(t *testing.T) {
 	c.Close()
 	if !c.idleSince().IsZero() {
 		t.Fatal("a closed connection is idle")
+	}
+}
+
+// TestConnMarkRetires: a response marked connection: close retires the
+// connection, also when nobody waits for it any more (its caller gave up):
+// the server will read nothing more on it, whoever asked.
+func TestConnMarkRetires(t *testing.T) {
+	marked := &meta.ResponseMeta{Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}}
+	for _, waited := range []bool{true, false} {
+		t.Run(fmt.Sprintf("waited=%v", waited), func(t *testing.T) {
+			c, p, _ := pipe(t, Config{}, nil)
+			done, ch := recorder()
+			seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.next(t)
+			if !waited && !c.Cancel(seq) {
+				t.Fatal("Cancel found no call")
+			}
+			// An unmarked response with meta first: no retirement.
+			p.write(t, respFrame(t, seq+100, &meta.ResponseMeta{Code: 5, Message: "x"}, nil))
+			waitFor(t, "the stray response to be dropped", func() bool { return c.Dropped() == 1 })
+			if c.retired.Load() {
+				t.Fatal("a response without the mark retired the connection")
+			}
+			p.write(t, respFrame(t, seq, marked, nil))
+			if waited {
+				if r := await(t, ch); r.err != nil {
+					t.Fatal(r.err)
+				}
+			} else {
+				waitFor(t, "the response to be dropped", func() bool { return c.Dropped() == 2 })
+			}
+			if !c.retired.Load() {
+				t.Fatal("the marked response did not retire the connection")
+			}
+		})
 	}
 }

@@ -123,6 +123,8 @@ func (c *conn) serve() {
 			c.busy.Add(-1)
 			c.inflight.Done()
 			c.refuse(f.Seq)
+			c.inflight.Wait()
+			c.lingerClose()
 			return
 		}
 	}
@@ -139,10 +141,15 @@ func (c *conn) finished() {
 // refuse answers a request that will not run because the server is
 // stopping: code 14, which tells the client it is safe to retry.
 func (c *conn) refuse(seq uint32) {
-	c.writeResponse(seq, &meta.ResponseMeta{
-		Code:    uint32(codes.Unavailable),
-		Message: "rpc: server is shutting down; the request was not run",
-	}, nil)
+	c.writeResponse(seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
+}
+
+// closeMeta is the meta of a response after which the server closes the
+// connection: it says so (rpc.ConnectionClose), so that the client sends
+// nothing more on it.
+func closeMeta(code codes.Code, msg string) *meta.ResponseMeta {
+	return &meta.ResponseMeta{Code: uint32(code), Message: msg,
+		Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}}
 }
 
 // readRequest waits up to the idle timeout for a request's first byte, then
@@ -151,6 +158,11 @@ func (c *conn) refuse(seq uint32) {
 // the connection must be closed.
 func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	s := c.srv
+	// A frame already whole in the buffer, sent right behind the last
+	// one, is taken without waiting: no deadline to set, no system call.
+	if f, ok := bufferedFrame(br, s.opts.maxFrameSize); ok {
+		return f, true
+	}
 	c.dmu.Lock()
 	c.idle = true
 	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
@@ -177,6 +189,10 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 		s.log.Debug("rpc: no request", "conn", c.id, "err", err)
 		return f, false
 	}
+	// The read that brought the first byte usually brought the whole frame.
+	if f, ok := bufferedFrame(br, s.opts.maxFrameSize); ok {
+		return f, true
+	}
 	// From the first byte on, the whole frame must arrive within the frame
 	// timeout, however slowly its bytes are dripped.
 	c.dmu.Lock()
@@ -202,7 +218,10 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 			code = codes.Unimplemented
 		}
 		s.log.Debug("rpc: refused frame", "conn", c.id, "seq", h.Seq, "err", err)
-		c.writeResponse(h.Seq, &meta.ResponseMeta{Code: uint32(code), Message: err.Error()}, nil)
+		c.writeResponse(h.Seq, closeMeta(code, err.Error()), nil)
+		// Half-closing ends what this side sends: the responses still
+		// owed to requests read before this one go first.
+		c.inflight.Wait()
 		c.lingerClose()
 		return f, false
 	}
@@ -210,6 +229,29 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	if err != nil {
 		s.log.Debug("rpc: truncated frame", "conn", c.id, "seq", h.Seq, "err", err)
 		return f, false
+	}
+	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
+}
+
+// bufferedFrame takes a request frame from br if br holds all of it. A
+// frame that is not whole yet, or whose header is refused, is left for the
+// careful path of readRequest.
+func bufferedFrame(br *bufio.Reader, maxFrame int) (codec.Frame, bool) {
+	b, err := br.Peek(br.Buffered())
+	if err != nil || len(b) < codec.HeaderLen {
+		return codec.Frame{}, false
+	}
+	h, err := codec.DecodeHeader(b)
+	if err != nil || h.Check(codec.TypeRequest, maxFrame) != nil {
+		return codec.Frame{}, false
+	}
+	if len(b) < codec.HeaderLen+int(h.MetaLen)+int(h.BodyLen) {
+		return codec.Frame{}, false
+	}
+	br.Discard(codec.HeaderLen)
+	metaBytes, body, err := codec.ReadPayload(br, h)
+	if err != nil {
+		return codec.Frame{}, false
 	}
 	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
 }

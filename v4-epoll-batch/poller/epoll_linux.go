@@ -3,6 +3,7 @@ package poller
 import (
 	"encoding/binary"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,6 +13,12 @@ type epoll struct {
 	fd     int
 	wakeFD int
 	events []unix.EpollEvent
+
+	// cmu guards closed: wake may be called from any goroutine at any
+	// time, also after close, and a write to a closed descriptor's number
+	// would land in whatever file reuses it (a client's socket, say).
+	cmu    sync.RWMutex
+	closed bool
 }
 
 func newEpoll() (*epoll, error) {
@@ -76,10 +83,20 @@ func (p *epoll) wait(msec int) ([]unix.EpollEvent, bool, error) {
 func (p *epoll) wake() {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
-	unix.Write(p.wakeFD, one[:])
+	p.cmu.RLock()
+	defer p.cmu.RUnlock()
+	if !p.closed {
+		unix.Write(p.wakeFD, one[:])
+	}
 }
 
 func (p *epoll) close() {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
 	unix.Close(p.wakeFD)
 	unix.Close(p.fd)
 }

@@ -72,7 +72,7 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 			if !errors.Is(err, codec.ErrBadMagic) {
 				// The header is sound enough to name a sequence id: say
 				// why, then close, since the rest cannot be framed.
-				c.writeResponse(f.Seq, &meta.ResponseMeta{Code: uint32(refusalCode(err)), Message: err.Error()}, nil)
+				c.writeResponse(f.Seq, closeMeta(refusalCode(err), err.Error()), nil)
 			}
 			return consumed, 0, err
 		}

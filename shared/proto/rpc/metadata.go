@@ -34,3 +34,20 @@ func IncomingMetadata(ctx context.Context) Metadata {
 	md, _ := ctx.Value(incomingKey{}).(Metadata)
 	return md
 }
+
+// ConnectionKey and ConnectionClose mark a response after which the server
+// closes the connection: ResponseMeta.metadata["connection"] = "close", as
+// in HTTP/1. A client sends nothing more on that connection. A V1 server
+// marks every response, since it serves one request per connection; later
+// servers mark the responses they close after, such as the refusal of a
+// frame over the size limit or of a request that arrives during Shutdown.
+const (
+	ConnectionKey   = "connection"
+	ConnectionClose = "close"
+)
+
+// Closing reports whether a response's metadata says that the server
+// closes the connection after it.
+func Closing(md map[string]string) bool {
+	return md[ConnectionKey] == ConnectionClose
+}

@@ -17,8 +17,9 @@ import (
 
 // row is one row of the reliability table (RELIABILITY.md).
 type row struct {
-	num  int
-	name string
+	num   int
+	name  string
+	title string
 	// notApplicable returns why the row does not apply to a stage, or "".
 	notApplicable func(Stage) string
 	fn            func(*testing.T, Stage)
@@ -47,6 +48,13 @@ func needsMux(s Stage) string {
 	return s.Name + " has one call in flight per connection"
 }
 
+func needsRetries(s Stage) string {
+	if s.RetryOptions != nil {
+		return ""
+	}
+	return s.Name + " has no retries: a failed call fails"
+}
+
 func needsReactor(s Stage) string {
 	if s.Reactor {
 		return ""
@@ -56,33 +64,54 @@ func needsReactor(s Stage) string {
 
 func rows() []row {
 	return []row{
-		{1, "length_fields_near_4GiB", always, testR01HugeLengths},
-		{2, "wrong_magic", always, testR02WrongMagic},
-		{3, "wrong_version_or_type", always, testR03WrongVersionOrType},
-		{4, "truncated_frame_then_EOF", always, testR04Truncated},
-		{5, "meta_not_protobuf", always, testR05BadMeta},
-		{6, "body_not_protobuf", always, testR06BadBody},
-		{7, "unknown_service_or_method", always, testR07Unknown},
-		{8, "handler_returns_error", always, testR08HandlerError},
-		{9, "handler_panics", always, testR09Panic},
-		{10, "handler_runs_past_deadline", always, testR10PastDeadline},
-		{11, "caller_cancels", always, testR11CallerCancels},
-		{12, "slowloris", always, testR12Slowloris},
-		{13, "thousands_of_idle_connections", needsLongConnections, testR13IdleConnections},
-		{14, "connection_reset_mid_response", always, testR14ResetMidResponse},
-		{15, "shutdown_with_calls_in_flight", always, testR15Shutdown},
-		{16, "response_with_unknown_sequence_id", needsMux, testR16UnknownSeq},
-		{17, "duplicate_response", needsMux, testR17Duplicate},
-		{18, "sequence_id_wraparound", needsMux, testR18Wraparound},
-		{19, "pool_exhausted", needsReuse, testR19PoolExhausted},
-		{20, "server_restarted_under_the_pool", needsReuse, testR20ServerRestarted},
-		{21, "retry_of_a_call_that_may_have_run", needsMux, testR21Retry},
-		{22, "short_write_or_EAGAIN_on_writev", needsReactor, testR22Backpressure},
-		{23, "peer_half_closes_after_request", always, testR23HalfClose},
-		{24, "EMFILE_on_accept", always, testR24EMFILE},
-		{25, "one_connection_stalls_mid_frame", needsReactor, testR25Stall},
-		{26, "many_goroutines_on_shared_tables", always, testR26ManyGoroutines},
+		{1, "length_fields_near_4GiB", "length fields near 4 GiB", always, testR01HugeLengths},
+		{2, "wrong_magic", "wrong magic", always, testR02WrongMagic},
+		{3, "wrong_version_or_type", "wrong version or type", always, testR03WrongVersionOrType},
+		{4, "truncated_frame_then_EOF", "truncated frame, then EOF", always, testR04Truncated},
+		{5, "meta_not_protobuf", "meta that is not protobuf", always, testR05BadMeta},
+		{6, "body_not_protobuf", "body that is not protobuf", always, testR06BadBody},
+		{7, "unknown_service_or_method", "unknown service or method", always, testR07Unknown},
+		{8, "handler_returns_error", "handler returns an error", always, testR08HandlerError},
+		{9, "handler_panics", "handler panics", always, testR09Panic},
+		{10, "handler_runs_past_deadline", "handler runs past the deadline", always, testR10PastDeadline},
+		{11, "caller_cancels", "caller cancels its context", always, testR11CallerCancels},
+		{12, "slowloris", "slowloris: a frame dripped a byte at a time", always, testR12Slowloris},
+		{13, "thousands_of_idle_connections", "thousands of idle connections", needsLongConnections, testR13IdleConnections},
+		{14, "connection_reset_mid_response", "connection reset mid-response", always, testR14ResetMidResponse},
+		{15, "shutdown_with_calls_in_flight", "shutdown with calls in flight", always, testR15Shutdown},
+		{16, "response_with_unknown_sequence_id", "response with an unknown sequence id", needsMux, testR16UnknownSeq},
+		{17, "duplicate_response", "duplicate response", needsMux, testR17Duplicate},
+		{18, "sequence_id_wraparound", "sequence id wraparound", needsMux, testR18Wraparound},
+		{19, "pool_exhausted", "pool exhausted", needsReuse, testR19PoolExhausted},
+		{20, "server_restarted_under_the_pool", "server restarted while the client holds connections", needsReuse, testR20ServerRestarted},
+		{21, "retry_of_a_call_that_may_have_run", "retry of a call that may have run", needsRetries, testR21Retry},
+		{22, "short_write_or_EAGAIN_on_writev", "short write or EAGAIN on writev", needsReactor, testR22Backpressure},
+		{23, "peer_half_closes_after_request", "peer half-closes after its request", always, testR23HalfClose},
+		{24, "EMFILE_on_accept", "EMFILE on accept", always, testR24EMFILE},
+		{25, "one_connection_stalls_mid_frame", "one connection stalls mid-frame", needsReactor, testR25Stall},
+		{26, "many_goroutines_on_shared_tables", "many goroutines on shared tables", always, testR26ManyGoroutines},
 	}
+}
+
+func (r row) testName() string { return fmt.Sprintf("R%02d_%s", r.num, r.name) }
+
+// Row describes a row of the reliability table, for the pages written
+// from the suite's results.
+type Row struct {
+	// Num is the row's number; Test, its subtest's name under
+	// TestReliability; Title, what goes wrong.
+	Num   int
+	Test  string
+	Title string
+}
+
+// Rows returns the rows RunReliability runs, in order.
+func Rows() []Row {
+	var out []Row
+	for _, r := range rows() {
+		out = append(out, Row{Num: r.num, Test: r.testName(), Title: r.title})
+	}
+	return out
 }
 
 // RunReliability runs one subtest per row of the reliability table, named
@@ -91,7 +120,7 @@ func rows() []row {
 // apply to the stage is skipped with the reason.
 func RunReliability(t *testing.T, stage Stage) {
 	for _, r := range rows() {
-		t.Run(fmt.Sprintf("R%02d_%s", r.num, r.name), func(t *testing.T) {
+		t.Run(r.testName(), func(t *testing.T) {
 			if why := r.notApplicable(stage); why != "" {
 				t.Skip("not applicable: " + why)
 			}

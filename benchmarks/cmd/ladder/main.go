@@ -1,0 +1,183 @@
+// Command ladder runs the reliability rows of the conformance suite
+// against every stage and writes docs/reliability.md from the results: a
+// row per fault, a column per stage, each cell pass, fail, or not
+// applicable with the reason the suite gave. Nothing on the page is typed
+// by hand.
+//
+//	ladder -root .. -out ../docs/reliability.md
+//
+// It exits 1 if a row fails on a stage to which it applies.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"myrpc/shared/proto/rpctest"
+)
+
+// stages are the stage folders, in column order.
+var stages = []struct{ name, dir string }{
+	{"V1", "v1-basic"},
+	{"V2", "v2-pool-keepalive"},
+	{"V3", "v3-async-mux"},
+	{"V4", "v4-epoll-batch"},
+}
+
+// cell is one row's result on one stage.
+type cell struct {
+	action string // pass, fail or skip
+	reason string // why a skipped row does not apply
+}
+
+func main() {
+	root := flag.String("root", "..", "the repository's root")
+	out := flag.String("out", "", "write the page here (default: standard output)")
+	flag.Parse()
+
+	results := make(map[string]map[string]cell) // stage -> test -> cell
+	failed := 0
+	for _, st := range stages {
+		cells, err := run(filepath.Join(*root, st.dir))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ladder: %s: %v\n", st.dir, err)
+			os.Exit(1)
+		}
+		results[st.name] = cells
+	}
+	page := render(results, &failed)
+	if *out == "" {
+		os.Stdout.WriteString(page)
+	} else if err := os.WriteFile(*out, []byte(page), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "ladder:", err)
+		os.Exit(1)
+	}
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "ladder: %d rows failed\n", failed)
+		os.Exit(1)
+	}
+}
+
+// event is a line of go test -json.
+type event struct {
+	Action string
+	Test   string
+	Output string
+}
+
+// run runs the stage's reliability rows and returns each row's cell.
+func run(dir string) (map[string]cell, error) {
+	cmd := exec.Command("go", "test", "-json", "-count=1", "-run", "^TestReliability$", "./conformance/")
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil && len(stdout) == 0 {
+		return nil, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	cells := make(map[string]cell)
+	reasons := make(map[string]string)
+	outputs := make(map[string]*strings.Builder) // a row's output, subtests included
+	sc := bufio.NewScanner(bytes.NewReader(stdout))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var ev event
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		// Rows are the direct subtests of TestReliability.
+		name, ok := strings.CutPrefix(ev.Test, "TestReliability/")
+		if !ok {
+			continue
+		}
+		if ev.Action == "output" {
+			row, _, _ := strings.Cut(name, "/")
+			if outputs[row] == nil {
+				outputs[row] = new(strings.Builder)
+			}
+			outputs[row].WriteString(ev.Output)
+		}
+		if strings.Contains(name, "/") {
+			continue
+		}
+		switch ev.Action {
+		case "output":
+			if _, r, ok := strings.Cut(ev.Output, "not applicable: "); ok {
+				reasons[name] = strings.TrimSpace(r)
+			}
+		case "pass", "fail", "skip":
+			cells[name] = cell{action: ev.Action, reason: reasons[name]}
+			if ev.Action == "fail" && outputs[name] != nil {
+				// The page says fail; the reader of the run needs why.
+				fmt.Fprintf(os.Stderr, "ladder: %s: %s failed:\n%s", dir, name, outputs[name])
+			}
+		}
+	}
+	return cells, sc.Err()
+}
+
+// render writes the page.
+func render(results map[string]map[string]cell, failed *int) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# The reliability ladder\n\n")
+	w("<!-- Written by `make ladder` from the conformance suite's results. Do not edit by hand: run it again. -->\n\n")
+	w("Every row is a fault or a bad input that a server or client of myrpc meets sooner or later, and every row is a test: ")
+	w("`R01_length_fields_near_4GiB` and its neighbours in [`shared/proto/rpctest`](../shared/proto/rpctest/reliability.go), ")
+	w("run against each stage by its `conformance` package. This page is those tests' results, written by `make ladder`; ")
+	w("`make test` fails if it is out of date. A row that does not apply to a stage says why, in the words of the test that skipped it.\n\n")
+	w("To run one row against one stage: `go test -run 'Reliability/R12' -v ./v2-pool-keepalive/conformance/`.\n\n")
+	w("| # | fault |")
+	for _, st := range stages {
+		w(" %s |", st.name)
+	}
+	w("\n| ---: | --- |")
+	for range stages {
+		w(" --- |")
+	}
+	w("\n")
+	totals := make(map[string]map[string]int)
+	for _, st := range stages {
+		totals[st.name] = map[string]int{}
+	}
+	for _, r := range rpctest.Rows() {
+		w("| %d | %s |", r.Num, r.Title)
+		for _, st := range stages {
+			c, ok := results[st.name][r.Test]
+			switch {
+			case !ok:
+				w(" **missing** |")
+				totals[st.name]["fail"]++
+				*failed++
+			case c.action == "pass":
+				w(" pass |")
+				totals[st.name]["pass"]++
+			case c.action == "skip":
+				reason := c.reason
+				if reason == "" {
+					reason = "skipped"
+				}
+				w(" n/a: %s |", reason)
+				totals[st.name]["n/a"]++
+			default:
+				w(" **fail** |")
+				totals[st.name]["fail"]++
+				*failed++
+			}
+		}
+		w("\n")
+	}
+	w("\nTotals:\n\n")
+	for _, st := range stages {
+		t := totals[st.name]
+		w("- %s: %d pass, %d fail, %d not applicable\n", st.name, t["pass"], t["fail"], t["n/a"])
+	}
+	return b.String()
+}
