@@ -241,9 +241,13 @@ func run(o options) (int, error) {
 
 	var cases []runner.Case
 	if slices.Contains(o.scenarios, "matrix") {
-		for _, impl := range o.impls {
-			for _, p := range o.payloads {
-				for _, c := range o.callers {
+		// Cell by cell: every implementation at one payload and caller
+		// count, one after another, so that the ratios between them
+		// compare cases run a minute or two apart, not ten, on a machine
+		// whose speed drifts.
+		for _, p := range o.payloads {
+			for _, c := range o.callers {
+				for _, impl := range o.impls {
 					cases = append(cases, runner.Case{Impl: impl, Callers: c, Payload: p})
 				}
 			}

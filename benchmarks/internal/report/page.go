@@ -31,6 +31,9 @@ func Page(rows []results.Row, chart, source string) string {
 	w("- **Closed loop**: each caller goroutine makes one call, waits for the answer, and makes the next. " +
 		"QPS is the successful calls that ended in the measured window, divided by its length. " +
 		"A case runs a warm-up that is not measured, then the measured window (durations below).\n")
+	w("- **Order**: cases run cell by cell: at one payload and caller count, every implementation one after another, then the next cell. " +
+		"A shared machine's speed drifts by tens of percent over minutes; run back to back, the rows that a ratio compares drift together. " +
+		"With `-reps N` each case runs N times and the table shows the median, with the range.\n")
 	w("- **Latency**: a log-linear histogram per caller (1/64 resolution), merged; p50, p99 and p999 of the successful calls in the window.\n")
 	w("- **Errors**: every call has a deadline (5 s; a caller reuses one deadline context per second, so each call gets 5 to 6 s); " +
 		"failed calls are counted and the most frequent messages kept. After a failure a caller pauses (1 ms, doubling to 100 ms while failures go on) " +
