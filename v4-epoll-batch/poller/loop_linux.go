@@ -257,7 +257,12 @@ func (l *loop) checkTimeouts(now time.Time) {
 			l.e.log.Debug("rpc: the peer does not read", "remote", c.remote)
 			l.closeConn(c)
 		case cfg.IdleTimeout > 0 && c.idle() && now.Sub(c.lastActiveTime()) > cfg.IdleTimeout:
-			l.closeConn(c)
+			// A request that arrived since the last wait is not reported
+			// yet: read before calling the connection idle.
+			l.readUnreported(c)
+			if !c.closed && c.idle() && now.Sub(c.lastActiveTime()) > cfg.IdleTimeout {
+				l.closeConn(c)
+			}
 		case l.e.draining.Load():
 			l.closeIfIdle(c)
 		}
@@ -276,6 +281,17 @@ func (l *loop) closeIdle() {
 	}
 }
 
+// readUnreported reads what c has received that epoll has not reported
+// yet, before the loop decides that c is idle: epoll reports input at the
+// next wait, and a connection adopted a moment ago, or one whose request
+// arrived as its idle timeout ran out, may hold a request the loop has not
+// seen. Closing it then would drop the request, or reset the connection.
+func (l *loop) readUnreported(c *Conn) {
+	if !c.readEOF && !c.lingering && !c.closed {
+		l.read(c)
+	}
+}
+
 // closeIfIdle closes c if nothing more will happen on it: its peer is
 // gone or the engine is draining or it is marked for closing, and no
 // response is owed, nothing is waiting to be written, and no frame is half
@@ -283,6 +299,12 @@ func (l *loop) closeIdle() {
 func (l *loop) closeIfIdle(c *Conn) {
 	if c.closed || !(c.readEOF || c.closing.Load() || l.e.draining.Load()) {
 		return
+	}
+	if c.idle() {
+		l.readUnreported(c)
+		if c.closed {
+			return
+		}
 	}
 	if c.idle() || (c.closing.Load() && c.busy.Load() == 0 && c.sender.Idle()) {
 		l.linger(c)
