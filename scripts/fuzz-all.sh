@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz-all.sh TIME MODULE...: runs every fuzz target of the modules for TIME
-# each (go test -fuzz takes one target at a time).
+# each, a duration (30s) or a count of inputs (50000x); go test -fuzz takes
+# one target at a time.
 set -euo pipefail
 fuzztime=${1:?usage: fuzz-all.sh TIME MODULE...}
 shift

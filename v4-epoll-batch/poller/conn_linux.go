@@ -23,7 +23,8 @@ type Conn struct {
 
 	// Owned by the loop goroutine: the unread input (part of a frame),
 	// how many bytes that frame needs, when its first byte came, whether
-	// the peer has stopped sending, and whether the connection is closed.
+	// the peer has stopped sending (written under emu, see endReading),
+	// and whether the connection is closed.
 	in           []byte
 	need         int
 	partialSince time.Time
@@ -199,6 +200,23 @@ func (c *Conn) setReading(on bool) {
 	if on && !c.readEOF {
 		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
+	if ev != c.events && !c.fdClosed {
+		c.events = ev
+		c.l.ep.mod(c.fd, c.events)
+	}
+}
+
+// endReading stops reading the connection for good: the peer has finished
+// sending, or sent what cannot be framed. readEOF is set under emu, which
+// setReading holds when it reads it: a worker resuming the reading of a
+// paused connection must not put EPOLLIN back after this, or a level-
+// triggered EOF would wake the loop again and again for a connection it
+// no longer reads.
+func (c *Conn) endReading() {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	c.readEOF = true
+	ev := c.events &^ (unix.EPOLLIN | unix.EPOLLRDHUP)
 	if ev != c.events && !c.fdClosed {
 		c.events = ev
 		c.l.ep.mod(c.fd, c.events)

@@ -178,9 +178,8 @@ func (l *loop) read(c *Conn) {
 			// The peer closed its side (n == 0) or the connection broke.
 			// Responses still owed are written first, if the peer only
 			// half-closed.
-			c.readEOF = true
+			c.endReading()
 			c.closing.Store(true)
-			c.setReading(false)
 			c.in = nil
 			c.partialSince = time.Time{}
 			if err != nil {
@@ -203,8 +202,7 @@ func (l *loop) read(c *Conn) {
 		consumed, need, herr := l.e.h.OnRead(c, data)
 		if herr != nil {
 			l.e.log.Debug("rpc: closing after a bad frame", "remote", c.remote, "err", herr)
-			c.setReading(false)
-			c.readEOF = true
+			c.endReading()
 			c.in = nil
 			c.closeAfterFlush()
 			return
