@@ -545,6 +545,7 @@ func testR15Shutdown(t *testing.T, stage Stage) {
 	}
 
 	ok, failed := 0, 0
+	why := map[string]int{} // the failures' messages, to say what happened
 	for range n {
 		select {
 		case err := <-results:
@@ -552,6 +553,7 @@ func testR15Shutdown(t *testing.T, stage Stage) {
 				ok++
 			} else {
 				failed++
+				why[err.Error()]++
 				if code := status.Code(err); code != codes.Unavailable {
 					t.Errorf("a call during Shutdown failed with %v; want success or Unavailable", err)
 				}
@@ -564,7 +566,7 @@ func testR15Shutdown(t *testing.T, stage Stage) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	if started := e.faults.started.Load(); int64(ok) < started {
-		t.Fatalf("%d calls were running when Shutdown started but only %d completed", started, ok)
+		t.Fatalf("%d calls were running when Shutdown started but only %d completed; the others failed with %v", started, ok, why)
 	}
 	t.Logf("%d calls completed, %d were refused with 14", ok, failed)
 }
