@@ -207,7 +207,11 @@ func (g *Group) closeIdleLocked() {
 			g.conns = append(g.conns[:i], g.conns[i+1:]...)
 			g.dropped += c.Dropped()
 			i--
-			go c.Close()
+			if retired {
+				go c.closeRetired()
+			} else {
+				go c.Close()
+			}
 		}
 	}
 }

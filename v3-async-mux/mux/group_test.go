@@ -477,6 +477,14 @@ func TestGroupRetire(t *testing.T) {
 			if err := p1.waitClosed(t); err == nil {
 				t.Fatal("the retired connection ended without an error")
 			}
+			// A call that goes on it now, having picked it before, learns
+			// that the server never read it.
+			<-c1.readerDone
+			done, late := recorder()
+			if _, written, err := c1.Send(reqFrame(t, "Late", nil), time.Time{}, done); written || !errors.Is(err, ErrNotRead) {
+				t.Fatalf("Send on the dropped connection: written %v, %v; want not written, ErrNotRead", written, err)
+			}
+			wantNoResult(t, late)
 			s.nextPeer(t)
 			if got := s.accepted.Load(); got != 2 {
 				t.Fatalf("the server accepted %d connections, want 2", got)
@@ -680,5 +688,25 @@ func TestConfigDefaults(t *testing.T) {
 				t.Fatalf("withDefaults() = %+v", got)
 			}
 		})
+	}
+}
+
+// TestGroupClosesRetiredConnAsNotRead: a call that picked a connection
+// before it was retired, and was sent on it after the group let it go, was
+// never read by the server (which reads nothing after its mark): it fails
+// with ErrNotRead, which the client answers by sending it again.
+func TestGroupClosesRetiredConnAsNotRead(t *testing.T) {
+	c, p, _ := pipe(t, Config{}, nil)
+	c.Retire()
+	done, ch := recorder()
+	if _, _, err := c.Send(reqFrame(t, "Late", nil), time.Time{}, done); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t)
+	c.closeRetired()
+	r := await(t, ch)
+	wantCode(t, r.err, codes.Unavailable)
+	if !errors.Is(r.err, ErrNotRead) {
+		t.Fatalf("errors.Is(%v, ErrNotRead) = false", r.err)
 	}
 }

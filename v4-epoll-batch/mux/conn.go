@@ -280,6 +280,16 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// closeRetired closes a retired connection that carried no call when its
+// group let it go. A call that a Pick made before the retirement may still
+// have gone on it since; its request was written after the server's
+// connection: close mark had arrived, so the server never read it, and the
+// call fails with ErrNotRead, to be sent again elsewhere.
+func (c *Conn) closeRetired() {
+	c.fail(status.Errorf(codes.Unavailable, "rpc: %w", ErrNotRead))
+	<-c.readerDone
+}
+
 // Retire stops new calls from being sent on the connection, which the
 // server is about to close. The reader retires a connection when a
 // response carries the connection: close mark. The calls in flight on it
