@@ -102,7 +102,7 @@ bench-all: ## the whole benchmark matrix (about 12 min): benchmarks/results/late
 .PHONY: bench-quick
 bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s each
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 2s -warmup 500ms -burst 0 -out $$tmp
+	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 2s -warmup 500ms -reps 1 -burst 0 -out $$tmp
 
 ##@ Read
 

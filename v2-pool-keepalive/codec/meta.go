@@ -18,9 +18,14 @@ func DecodeRequestMeta(b []byte) (*meta.RequestMeta, error) {
 	return m, nil
 }
 
-// DecodeResponseMeta decodes a response frame's meta.
+// DecodeResponseMeta decodes a response frame's meta. The meta of a plain
+// success is empty (code 0, no message): it decodes to the zero message
+// without going through protobuf.
 func DecodeResponseMeta(b []byte) (*meta.ResponseMeta, error) {
 	m := new(meta.ResponseMeta)
+	if len(b) == 0 {
+		return m, nil
+	}
 	if err := proto.Unmarshal(b, m); err != nil {
 		return nil, err
 	}

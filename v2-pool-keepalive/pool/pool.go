@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -114,6 +115,9 @@ type Stats struct {
 type Pool struct {
 	addr string
 	cfg  Config
+	// counts are the counters of Stats, atomic: a Get that finds an idle
+	// connection takes mu only once.
+	counts counters
 
 	// mu protects every field below.
 	mu   sync.Mutex
@@ -127,7 +131,11 @@ type Pool struct {
 	closed  bool
 	// drained is closed when the pool is closed and no connection is open.
 	drained chan struct{}
-	stats   Stats
+}
+
+// counters count what a pool did; see Stats.
+type counters struct {
+	hits, misses, waits, timeouts, evicted, discarded atomic.Uint64
 }
 
 // New returns an empty pool of connections to addr.
@@ -158,25 +166,23 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 			p.mu.Unlock()
 			check := now.Sub(c.idleSince) >= p.cfg.CheckAfter
 			if c.r.Buffered() == 0 && (!check || healthy(c.Conn)) {
-				p.mu.Lock()
-				p.stats.Hits++
-				p.mu.Unlock()
+				p.counts.hits.Add(1)
 				return c, nil
 			}
 			p.mu.Lock()
 		}
-		p.stats.Evicted++
+		p.counts.evicted.Add(1)
 		p.closeLocked(c)
 	}
 	if p.open < p.cfg.MaxActive {
 		p.open++
-		p.stats.Misses++
+		p.counts.misses.Add(1)
 		p.mu.Unlock()
 		return p.dial(ctx)
 	}
 
 	// Exhausted: wait for a Put.
-	p.stats.Waits++
+	p.counts.waits.Add(1)
 	ch := make(chan *Conn, 1)
 	elem := p.waiters.PushBack(ch)
 	p.mu.Unlock()
@@ -195,8 +201,8 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 	case <-ctx.Done():
 		waitErr = ctx.Err()
 	}
+	p.counts.timeouts.Add(1)
 	p.mu.Lock()
-	p.stats.Timeouts++
 	if p.removeWaiter(elem) {
 		p.mu.Unlock()
 		return nil, waitErr
@@ -218,14 +224,10 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 // slot to dial into.
 func (p *Pool) handedOver(ctx context.Context, c *Conn) (*Conn, error) {
 	if c == nil {
-		p.mu.Lock()
-		p.stats.Misses++
-		p.mu.Unlock()
+		p.counts.misses.Add(1)
 		return p.dial(ctx)
 	}
-	p.mu.Lock()
-	p.stats.Hits++
-	p.mu.Unlock()
+	p.counts.hits.Add(1)
 	return c, nil
 }
 
@@ -247,7 +249,7 @@ func (p *Pool) Put(c *Conn, err error) {
 	now := time.Now()
 	if err != nil || p.closed || now.Sub(c.created) >= p.cfg.MaxLifetime {
 		if err != nil {
-			p.stats.Discarded++
+			p.counts.discarded.Add(1)
 		}
 		p.closeLocked(c)
 		p.mu.Unlock()
@@ -324,7 +326,11 @@ func (p *Pool) expired(c *Conn, now time.Time) bool {
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.stats
+	s := Stats{
+		Hits: p.counts.hits.Load(), Misses: p.counts.misses.Load(),
+		Waits: p.counts.waits.Load(), Timeouts: p.counts.timeouts.Load(),
+		Evicted: p.counts.evicted.Load(), Discarded: p.counts.discarded.Load(),
+	}
 	s.Open, s.Idle = p.open, len(p.idle)
 	return s
 }

@@ -81,9 +81,9 @@ func parseFlags(args []string) (options, error) {
 	implList := fs.String("impls", strings.Join(impls.Names(), ","), "comma list of implementations: "+strings.Join(impls.Names(), ","))
 	callers := fs.String("callers", "1,64,1000", "comma list of concurrent callers")
 	payload := fs.String("payload", "64,1024", "comma list of payload sizes in bytes")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per case")
-	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured warm-up per case")
-	fs.IntVar(&o.reps, "reps", 1, "repetitions per case; with more than one, the median and the range")
+	fs.DurationVar(&o.duration, "duration", 4*time.Second, "measured time per case")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per case")
+	fs.IntVar(&o.reps, "reps", 3, "repetitions per case, in rounds over the implementations of a cell; with more than one, the median and the range")
 	fs.BoolVar(&o.pin, "pin", false, "run the servers on CPU 0 and the harness on CPU 1, GOMAXPROCS=1 each")
 	fs.IntVar(&o.burst, "burst", 20000, "goroutines of the burst (one call each, all at once); 0: no burst")
 	fs.StringVar(&o.out, "out", "results/latest", "folder for results.json, results.md and chart.png")
@@ -239,80 +239,60 @@ func run(o options) (int, error) {
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 
-	var cases []runner.Case
+	// Cell by cell: every implementation at one payload and caller count,
+	// one after another, so that the ratios between them compare cases
+	// run a minute or two apart, not ten, on a machine whose speed
+	// drifts. With several repetitions, each round of a cell runs every
+	// implementation once before the next round starts: a slow minute
+	// then costs every implementation one repetition, and the medians
+	// leave it out.
+	var cells [][]step
 	if slices.Contains(o.scenarios, "matrix") {
-		// Cell by cell: every implementation at one payload and caller
-		// count, one after another, so that the ratios between them
-		// compare cases run a minute or two apart, not ten, on a machine
-		// whose speed drifts.
 		for _, p := range o.payloads {
 			for _, c := range o.callers {
+				var cell []step
 				for _, impl := range o.impls {
-					cases = append(cases, runner.Case{Impl: impl, Callers: c, Payload: p})
+					cs := runner.Case{Impl: impl, Callers: c, Payload: p}
+					cell = append(cell, step{label: cs.String(), run: func(ctx context.Context) results.Row { return runner.RunCase(ctx, cfg, cs) }})
 				}
+				cells = append(cells, cell)
 			}
 		}
 	}
-	var holCases []runner.HOLCase
 	if slices.Contains(o.scenarios, "hol") {
+		var cell []step
 		for _, impl := range o.impls {
 			if im, _ := impls.Lookup(impl); im.Kind == impls.KindLimit {
 				continue // raw TCP does not decode requests: it cannot be asked to wait
 			}
-			holCases = append(holCases, runner.HOLCase{Impl: impl, Callers: o.holCallers, Slow: o.holSlow, Delay: o.holDelay,
-				Payload: o.payloads[0], MaxConns: o.holConns})
+			hc := runner.HOLCase{Impl: impl, Callers: o.holCallers, Slow: o.holSlow, Delay: o.holDelay,
+				Payload: o.payloads[0], MaxConns: o.holConns}
+			cell = append(cell, step{label: hc.String(), run: func(ctx context.Context) results.Row { return runner.RunHOL(ctx, cfg, hc) }})
 		}
+		cells = append(cells, cell)
 	}
 	nBursts := 0
 	if o.burst > 0 && slices.Contains(o.scenarios, "burst") {
 		nBursts = len(o.impls)
 	}
-	prog := newProgress((len(cases)+len(holCases))*o.reps, nBursts, o.warmup+o.duration)
+	nSteps := 0
+	for _, cell := range cells {
+		nSteps += len(cell)
+	}
+	prog := newProgress(nSteps*o.reps, nBursts, o.warmup+o.duration)
 
 	var rows []results.Row
 	stamp := func(r results.Row) results.Row {
 		r.Machine, r.StartedAt, r.Flags = machine, started, flags
 		return r
 	}
-	for _, c := range cases {
-		var reps []results.Row
-		for rep := range o.reps {
-			label := c.String()
-			if o.reps > 1 {
-				label += fmt.Sprintf(" rep %d/%d", rep+1, o.reps)
-			}
-			prog.begin(label)
-			r := runner.RunCase(ctx, cfg, c)
-			prog.end(r)
-			reps = append(reps, r)
-			if ctx.Err() != nil {
-				break
-			}
+	for _, cell := range cells {
+		for _, r := range runCell(ctx, cell, o.reps, prog) {
+			rows = append(rows, stamp(r))
 		}
-		rows = append(rows, stamp(results.Aggregate(reps)))
 		if ctx.Err() != nil {
 			break
 		}
-	}
-	for _, c := range holCases {
-		if ctx.Err() != nil {
-			break
-		}
-		var reps []results.Row
-		for rep := range o.reps {
-			label := c.String()
-			if o.reps > 1 {
-				label += fmt.Sprintf(" rep %d/%d", rep+1, o.reps)
-			}
-			prog.begin(label)
-			r := runner.RunHOL(ctx, cfg, c)
-			prog.end(r)
-			reps = append(reps, r)
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		rows = append(rows, stamp(results.Aggregate(reps)))
 	}
 	if nBursts > 0 && ctx.Err() == nil {
 		for _, impl := range o.impls {
@@ -349,6 +329,43 @@ func run(o options) (int, error) {
 		return 1, fmt.Errorf("%d of %d cases failed", failed, len(rows))
 	}
 	return 0, nil
+}
+
+// step is one case of a cell: what the progress line calls it, and how to
+// run it once.
+type step struct {
+	label string
+	run   func(context.Context) results.Row
+}
+
+// runCell runs the steps of a cell reps times, in rounds: each round runs
+// every step once, in order. It returns one row per step, in the steps'
+// order: the single run, or with reps above 1 the medians and ranges of
+// the repetitions (results.Aggregate).
+func runCell(ctx context.Context, cell []step, reps int, prog *progress) []results.Row {
+	runs := make([][]results.Row, len(cell))
+	for rep := 0; rep < reps && ctx.Err() == nil; rep++ {
+		for i, st := range cell {
+			if ctx.Err() != nil {
+				break
+			}
+			label := st.label
+			if reps > 1 {
+				label += fmt.Sprintf(" rep %d/%d", rep+1, reps)
+			}
+			prog.begin(label)
+			r := st.run(ctx)
+			prog.end(r)
+			runs[i] = append(runs[i], r)
+		}
+	}
+	var out []results.Row
+	for _, rs := range runs {
+		if len(rs) > 0 {
+			out = append(out, results.Aggregate(rs))
+		}
+	}
+	return out
 }
 
 // writeOutputs writes results.json, results.md, chart.png and the page.

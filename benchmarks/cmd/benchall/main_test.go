@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"myrpc/benchmarks/internal/results"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -16,7 +19,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"defaults", nil, func(o options) error {
 			if fmt.Sprint(o.callers) != "[1 64 1000]" || fmt.Sprint(o.payloads) != "[64 1024]" ||
-				o.duration != 10*time.Second || o.warmup != 3*time.Second || o.reps != 1 || o.burst != 20000 || o.pin {
+				o.duration != 4*time.Second || o.warmup != time.Second || o.reps != 3 || o.burst != 20000 || o.pin {
 				return fmt.Errorf("defaults %+v", o)
 			}
 			if len(o.impls) < 5 || o.impls[0] != "v1" {
@@ -67,5 +70,49 @@ func TestProgressEstimate(t *testing.T) {
 	}
 	if got := fmtLeft(42 * time.Second); got != "42s" {
 		t.Fatalf("fmtLeft = %q", got)
+	}
+}
+
+func TestRunCellRounds(t *testing.T) {
+	var order []string
+	qps := map[string][]float64{"a": {10, 30, 20}, "b": {5, 1, 9}}
+	mk := func(name string) step {
+		n := 0
+		return step{label: name, run: func(context.Context) results.Row {
+			order = append(order, name)
+			r := results.Row{Kind: results.KindCase, Impl: name, Callers: 1, QPS: qps[name][n], Calls: 1}
+			n++
+			return r
+		}}
+	}
+	prog := newProgress(6, 0, time.Millisecond)
+	rows := runCell(context.Background(), []step{mk("a"), mk("b")}, 3, prog)
+	// Each round runs every step once: a slow moment hits a round of the
+	// cell, not all the repetitions of one implementation.
+	if got := strings.Join(order, ","); got != "a,b,a,b,a,b" {
+		t.Fatalf("order %s, want a,b,a,b,a,b", got)
+	}
+	if len(rows) != 2 || rows[0].Impl != "a" || rows[1].Impl != "b" {
+		t.Fatalf("rows %+v", rows)
+	}
+	if rows[0].QPS != 20 || rows[0].QPSMin != 10 || rows[0].QPSMax != 30 || rows[0].Reps != 3 {
+		t.Fatalf("a: median %v range %v-%v reps %d, want 20, 10-30, 3", rows[0].QPS, rows[0].QPSMin, rows[0].QPSMax, rows[0].Reps)
+	}
+	if rows[1].QPS != 5 {
+		t.Fatalf("b: median %v, want 5", rows[1].QPS)
+	}
+}
+
+func TestRunCellStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	runs := 0
+	st := step{label: "a", run: func(context.Context) results.Row {
+		runs++
+		cancel()
+		return results.Row{Kind: results.KindCase, Impl: "a", Failed: true, FailReason: "interrupted"}
+	}}
+	rows := runCell(ctx, []step{st, st}, 3, newProgress(6, 0, time.Millisecond))
+	if runs != 1 || len(rows) != 1 {
+		t.Fatalf("%d runs, %d rows after the cancel; want 1 and 1", runs, len(rows))
 	}
 }

@@ -1,5 +1,5 @@
 // Package impls holds every implementation the benchmarks compare: the
-// myrpc stages, grpc-go, net/rpc, and two raw-TCP echoes that bound what
+// myrpc stages, grpc-go, net/rpc, and three raw-TCP echoes that bound what
 // loopback allows. Each serves the same Echo workload and registers itself
 // by name from its own file, so adding one is adding a file.
 package impls
@@ -108,7 +108,7 @@ type Impl struct {
 }
 
 // order is the order of the tables, the chart and the default -impls.
-var order = []string{"v1", "v2", "v3", "v4", "grpc", "netrpc", "raw-conn", "raw-pipe"}
+var order = []string{"v1", "v2", "v3", "v4", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 
 var registry = map[string]Impl{}
 

@@ -47,7 +47,7 @@ func serve(t *testing.T, im Impl) (addr string, stop func() error) {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"v1", "v2", "v3", "v4", "grpc", "netrpc", "raw-conn", "raw-pipe"}
+	want := []string{"v1", "v2", "v3", "v4", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 	got := Names()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Names() = %v, want %v", got, want)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/panjf2000/ants/v2"
 )
 
 func init() {
@@ -74,6 +76,8 @@ type rawServer struct {
 	wg sync.WaitGroup
 	// frames and writes count response frames and write syscalls.
 	frames, writes atomic.Uint64
+	// pool, if not nil, writes the echoes (raw-pool).
+	pool *ants.Pool
 
 	// mu protects the fields below.
 	mu     sync.Mutex
@@ -115,7 +119,20 @@ func (s *rawServer) Serve(lis net.Listener) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
+			if s.pool != nil {
+				s.serveConnPool(c)
+			} else {
+				s.serveConn(c)
+			}
+		}()
 	}
 }
 
@@ -131,16 +148,11 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (s *rawServer) serveConn(c net.Conn) {
-	defer s.wg.Done()
 	cw := &countingWriter{w: c}
 	var frames uint64
 	defer func() {
 		s.frames.Add(frames)
 		s.writes.Add(cw.n)
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		c.Close()
 	}()
 	br := bufio.NewReaderSize(c, rawBufSize)
 	bw := bufio.NewWriterSize(cw, rawBufSize)
@@ -195,6 +207,9 @@ func (s *rawServer) Stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if s.pool != nil {
+			s.pool.Release()
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"myrpc/benchmarks/internal/impls"
 	"myrpc/benchmarks/internal/results"
 )
 
@@ -118,7 +119,7 @@ func addLine(p *plot.Plot, name string, i int, xys plotter.XYs) error {
 	pts.Color = l.Color
 	pts.Shape = plotutil.Shape(i)
 	pts.Radius = vg.Points(3)
-	if name == "raw-conn" || name == "raw-pipe" || name == "grpc" || name == "netrpc" {
+	if im, ok := impls.Lookup(name); !ok || im.Kind != impls.KindStage {
 		// Baselines and limits are dashed, the stages solid.
 		l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
 	}

@@ -33,7 +33,8 @@ func Page(rows []results.Row, chart, source string) string {
 		"A case runs a warm-up that is not measured, then the measured window (durations below).\n")
 	w("- **Order**: cases run cell by cell: at one payload and caller count, every implementation one after another, then the next cell. " +
 		"A shared machine's speed drifts by tens of percent over minutes; run back to back, the rows that a ratio compares drift together. " +
-		"With `-reps N` each case runs N times and the table shows the median, with the range.\n")
+		"With `-reps N` a cell runs in N rounds, each round every implementation once, and the table shows the median of the N runs, with their range: " +
+		"a slow minute then costs every implementation one run of the cell, which the medians leave out.\n")
 	w("- **Latency**: a log-linear histogram per caller (1/64 resolution), merged; p50, p99 and p999 of the successful calls in the window.\n")
 	w("- **Errors**: every call has a deadline (5 s; a caller reuses one deadline context per second, so each call gets 5 to 6 s); " +
 		"failed calls are counted and the most frequent messages kept. After a failure a caller pauses (1 ms, doubling to 100 ms while failures go on) " +
@@ -54,11 +55,14 @@ func Page(rows []results.Row, chart, source string) string {
 		}
 		w("| %s | %s | %s |\n", name, im.Kind, im.Summary)
 	}
-	w("\nThe two raw implementations bound what any RPC framework can do here. **raw-conn** is the request/reply limit: " +
+	w("\nThe three raw implementations bound what any RPC framework can do here. **raw-conn** is the request/reply limit: " +
 		"each caller has its own connection and one frame in flight, so each call costs a write, a wake-up and a read on both sides, and nothing else. " +
+		"**raw-pool** is the same with one goroutine hand-off per call on the server, which runs each echo on a pool as myrpc's servers run handlers from V2 on: " +
+		"the limit for a server built that way, whatever its framing and encoding. " +
 		"**raw-pipe** is the multiplexing limit: all callers' frames share one connection, leave in batched writes and come back in batched reads, " +
-		"so the system calls are shared by many calls. With one caller both are the serial ping-pong floor, one round trip over loopback at a time; " +
-		"raw-pipe then also pays the two goroutine hand-offs of a multiplexing client (caller to writer, reader to caller), which is what separates them in that row.\n\n")
+		"so the system calls are shared by many calls. With one caller all three are the serial ping-pong floor, one round trip over loopback at a time, " +
+		"and what separates them in that row is the hand-offs: raw-pool pays one on the server, raw-pipe two on the client (caller to writer, reader to caller). " +
+		"A hand-off that finds the other core idle wakes a thread there, and on a small virtual machine that wake-up costs about as much as the round trip itself.\n\n")
 
 	w("## The run\n\n%s\n\nMachine: %s\n\n", runLine(rows), machineLine(rows))
 
