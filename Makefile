@@ -96,7 +96,7 @@ $(BIN)/staticcheck:
 ##@ Benchmark
 
 .PHONY: bench-all
-bench-all: ## the whole benchmark matrix (about 12 min): benchmarks/results/latest/ and docs/benchmarks.md
+bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/latest/ and docs/benchmarks.md
 	cd benchmarks && go run ./cmd/benchall -out results/latest -doc ../docs/benchmarks.md
 
 .PHONY: bench-quick

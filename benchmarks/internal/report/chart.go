@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"image/color"
 	"io"
 	"math"
 	"os"
@@ -105,6 +106,16 @@ func newLogPlot(title, ylabel string, format func(float64) string) *plot.Plot {
 	return p
 }
 
+// lineColors tell the lines apart, one colour per implementation for up to
+// ten (the Tableau 10 palette); plotutil's own has seven.
+var lineColors = []color.Color{
+	color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xff, 0x7f, 0x0e, 0xff},
+	color.RGBA{0x2c, 0xa0, 0x2c, 0xff}, color.RGBA{0xd6, 0x27, 0x28, 0xff},
+	color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+	color.RGBA{0xe3, 0x77, 0xc2, 0xff}, color.RGBA{0x7f, 0x7f, 0x7f, 0xff},
+	color.RGBA{0xbc, 0xbd, 0x22, 0xff}, color.RGBA{0x17, 0xbe, 0xcf, 0xff},
+}
+
 // addLine adds the line of implementation i, if it has points.
 func addLine(p *plot.Plot, name string, i int, xys plotter.XYs) error {
 	if len(xys) == 0 {
@@ -114,7 +125,7 @@ func addLine(p *plot.Plot, name string, i int, xys plotter.XYs) error {
 	if err != nil {
 		return err
 	}
-	l.Color = plotutil.Color(i)
+	l.Color = lineColors[i%len(lineColors)]
 	l.Width = vg.Points(1.5)
 	pts.Color = l.Color
 	pts.Shape = plotutil.Shape(i)

@@ -333,7 +333,7 @@ func runLine(rows []results.Row) string {
 	}
 	reps := "1 repetition"
 	if f.Reps > 1 {
-		reps = fmt.Sprintf("%d repetitions per case (median, with the range in brackets)", f.Reps)
+		reps = fmt.Sprintf("%d repetitions per case, in rounds (the median, with the range in parentheses)", f.Reps)
 	}
 	s := fmt.Sprintf("Run started %s: warm-up %s and %s measured per case, %s, %s.",
 		r.StartedAt.UTC().Format("2006-01-02 15:04 MST"), f.Warmup, f.Duration, reps, pin)
