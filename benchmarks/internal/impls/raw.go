@@ -158,10 +158,7 @@ func (s *rawServer) serveConn(c net.Conn) {
 	bw := bufio.NewWriterSize(cw, rawBufSize)
 	var h [rawHeaderLen]byte
 	for {
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			return
-		}
-		_, n, err := parseRawHeader(h[:], rawRequest)
+		n, err := readRequestHeader(br, &h)
 		if err != nil {
 			return
 		}
@@ -186,6 +183,16 @@ func (s *rawServer) serveConn(c net.Conn) {
 			}
 		}
 	}
+}
+
+// readRequestHeader reads a request frame's header into h and returns the
+// length of what follows it.
+func readRequestHeader(br *bufio.Reader, h *[rawHeaderLen]byte) (int, error) {
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, err
+	}
+	_, n, err := parseRawHeader(h[:], rawRequest)
+	return n, err
 }
 
 // Stop closes the listener and every connection. The harness stops a

@@ -53,10 +53,7 @@ func (s *rawServer) serveConnPool(c net.Conn) {
 	br := bufio.NewReaderSize(c, rawBufSize)
 	var h [rawHeaderLen]byte
 	for {
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			return
-		}
-		_, n, err := parseRawHeader(h[:], rawRequest)
+		n, err := readRequestHeader(br, &h)
 		if err != nil {
 			return
 		}
