@@ -331,3 +331,58 @@ func TestParseRawHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestRawPoolHandsOff checks that raw-pool's echoes are written by pool
+// workers, each on its own: ten frames sent in one write come back in ten
+// writes (raw-conn's server gathers them into one), and the pool has
+// started workers.
+func TestRawPoolHandsOff(t *testing.T) {
+	im, _ := Lookup("raw-pool")
+	srv, err := im.NewServer(quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	c, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for i := range 10 {
+		out = appendRawFrame(out, uint32(i+1), []byte("0123456789"))
+	}
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	in := make([]byte, len(out))
+	if _, err := io.ReadFull(c, in); err != nil {
+		t.Fatal(err)
+	}
+	// Workers may finish out of order: every frame comes back once.
+	seen := map[uint32]bool{}
+	for b := in; len(b) > 0; b = b[rawHeaderLen+10:] {
+		seq, n, err := parseRawHeader(b[:rawHeaderLen], rawResponse)
+		if err != nil || n != 10 || seen[seq] {
+			t.Fatalf("echo %d: %v, %d bytes, seen before %v", seq, err, n, seen[seq])
+		}
+		seen[seq] = true
+	}
+	if running := srv.(*rawServer).pool.Running(); running < 1 {
+		t.Fatalf("the pool runs %d workers after ten echoes, want some", running)
+	}
+	c.Close()
+	if err := srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if st := srv.(Counter).Stats(); st["frames"] != 10 || st["writes"] != 10 {
+		t.Fatalf("stats %v, want 10 frames in 10 writes", st)
+	}
+}
