@@ -212,6 +212,12 @@ func (c *Client) ioError(ctx context.Context, op string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return contextError(ctxErr)
 	}
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		// The deadline has passed and ctx's timer has not fired yet: a
+		// dial that ran on the same deadline can end first, with
+		// "i/o timeout".
+		return contextError(context.DeadlineExceeded)
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return status.Errorf(codes.DeadlineExceeded, "rpc: %s: %w", op, context.DeadlineExceeded)
 	}

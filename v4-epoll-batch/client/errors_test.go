@@ -31,6 +31,8 @@ func TestIOError(t *testing.T) {
 	defer cancel2()
 
 	readErr := func(err error) error { return &net.OpError{Op: "read", Net: "tcp", Err: err} }
+	passed := pastDeadline{Context: context.Background(), deadline: time.Now().Add(-time.Millisecond)}
+	dialTimeout := &net.OpError{Op: "dial", Net: "tcp", Err: ioTimeout{}}
 	tests := []struct {
 		name string
 		ctx  context.Context
@@ -57,6 +59,10 @@ func TestIOError(t *testing.T) {
 		{"cancelled, dial error", cancelled, &net.OpError{Op: "dial", Err: context.Canceled}, codes.Canceled, context.Canceled},
 		{"expired, read cut short", expired, readErr(os.ErrDeadlineExceeded), codes.DeadlineExceeded, context.DeadlineExceeded},
 		{"expired, frame too large", expired, codec.ErrFrameTooLarge, codes.DeadlineExceeded, context.DeadlineExceeded},
+		// Past its deadline, before its timer fires: a dial cut short by
+		// the same deadline says only "i/o timeout".
+		{"passed, timer not fired, dial timed out", passed, dialTimeout, codes.DeadlineExceeded, context.DeadlineExceeded},
+		{"live, dial timed out", live, dialTimeout, codes.Unavailable, nil},
 	}
 	c := New("127.0.0.1:1", WithLogger(quietLogger()))
 	defer c.Close()
@@ -70,6 +76,23 @@ func TestIOError(t *testing.T) {
 		})
 	}
 }
+
+// pastDeadline is a context in the moment after its deadline, before
+// its timer has marked it done.
+type pastDeadline struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c pastDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// ioTimeout is the error the net package gives a dial its own deadline
+// cut short: a timeout, but not os.ErrDeadlineExceeded.
+type ioTimeout struct{}
+
+func (ioTimeout) Error() string   { return "i/o timeout" }
+func (ioTimeout) Timeout() bool   { return true }
+func (ioTimeout) Temporary() bool { return true }
 
 func TestContextError(t *testing.T) {
 	tests := []struct {
