@@ -350,13 +350,15 @@ func testR21Retry(t *testing.T, stage Stage) {
 	})
 	t.Run("inside_the_deadline", func(t *testing.T) {
 		// An idempotent call whose every attempt times out: the attempts
-		// stop at the call's deadline.
-		const deadline = 400 * time.Millisecond
+		// stop at the call's deadline. The deadline holds several
+		// attempts, so that a busy machine that stalls one (or the dial)
+		// for a few hundred milliseconds still leaves room for a retry.
+		const deadline = time.Second
 		cctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
 		c := e.client(ClientConfig{})
 		start := time.Now()
-		_, err := callFaults(cctx, c, "Block", &echo.EchoRequest{}, stage.RetryOptions(100, true, 80*time.Millisecond)...)
+		_, err := callFaults(cctx, c, "Block", &echo.EchoRequest{}, stage.RetryOptions(100, true, 100*time.Millisecond)...)
 		wantCode(t, err, codes.DeadlineExceeded)
 		if d := time.Since(start); d > deadline+time.Second {
 			t.Fatalf("the call ended %v after it started; its deadline was %v", d, deadline)
