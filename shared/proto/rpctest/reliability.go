@@ -311,7 +311,9 @@ func testR07Unknown(t *testing.T, stage Stage) {
 		{"/myrpc.helloworld.Greeter/Goodbye", "Goodbye"},
 		{"/myrpc.nowhere.Nothing/Hello", "myrpc.nowhere.Nothing"},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		// The answer comes at once, not at the deadline; the bound leaves
+		// room for a loaded machine that stalls a call for a while.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		start := time.Now()
 		err := c.Invoke(ctx, tc.method, &helloworld.HelloRequest{}, &helloworld.HelloReply{})
 		cancel()
@@ -319,8 +321,8 @@ func testR07Unknown(t *testing.T, stage Stage) {
 		if !strings.Contains(se.Message(), tc.names) {
 			t.Errorf("%s: message %q does not name %q", tc.method, se.Message(), tc.names)
 		}
-		if d := time.Since(start); d > 500*time.Millisecond {
-			t.Errorf("%s: the answer took %v of a 1 s deadline", tc.method, d)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: the answer took %v of a 5 s deadline", tc.method, d)
 		}
 	}
 }
@@ -414,8 +416,8 @@ func testR11CallerCancels(t *testing.T, stage Stage) {
 	select {
 	case err := <-done:
 		wantCode(t, err, codes.Canceled)
-		if d := time.Since(cancelled); d > 500*time.Millisecond {
-			t.Fatalf("the call returned %v after its cancellation", d)
+		if d := time.Since(cancelled); d > 2*time.Second {
+			t.Fatalf("the call returned %v after its cancellation; its deadline was 10 s away", d)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the cancelled call did not return")
