@@ -2,6 +2,7 @@ package mux
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -55,6 +56,10 @@ type Conn struct {
 	next    uint32
 	// broken is the error that broke the connection; calls fail with it.
 	broken error
+	// sendErr is the error of a write that failed. No request is sent
+	// after it, but the calls sent before it wait for their answers; the
+	// connection breaks when the last of them has left.
+	sendErr error
 	// lastUsed is when the last call left, for the group's idle timeout.
 	lastUsed time.Time
 
@@ -97,8 +102,7 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 // frame must be a whole request frame; Send overwrites its sequence id.
 func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, written bool, err error) {
 	c.mu.Lock()
-	if c.broken != nil {
-		err := c.broken
+	if err := cmp.Or(c.broken, c.sendErr); err != nil {
 		c.mu.Unlock()
 		return 0, false, err
 	}
@@ -122,10 +126,10 @@ func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, wr
 			// the call to done already: it ends there, and only there.
 			return seq, true, nil
 		}
-		// A frame cut short leaves the stream out of step: the connection
-		// is lost, and every call on it with it.
+		// A frame cut short leaves the stream out of step: no request
+		// can follow it. The calls sent before it may still be answered.
 		err = status.Errorf(codes.Unavailable, "rpc: send: %w", err)
-		c.fail(err)
+		c.stopSending(err)
 		return 0, n > 0, err
 	}
 	return seq, true, nil
@@ -155,9 +159,13 @@ func (c *Conn) Cancel(seq uint32) bool {
 	if ok {
 		c.remove(seq)
 	}
+	drained := c.drainedLocked()
 	c.mu.Unlock()
 	if ok {
 		c.onRelease(c)
+	}
+	if drained != nil {
+		c.fail(drained)
 	}
 	return ok
 }
@@ -167,6 +175,43 @@ func (c *Conn) remove(seq uint32) {
 	delete(c.pending, seq)
 	c.streams.Add(-1)
 	c.lastUsed = time.Now()
+}
+
+// drainedLocked returns the error of the write that stopped sending, once
+// the last call sent before it has left, and nil otherwise: the connection
+// then has nothing more to wait for. The caller holds mu.
+func (c *Conn) drainedLocked() error {
+	if c.broken == nil && c.sendErr != nil && len(c.pending) == 0 {
+		return c.sendErr
+	}
+	return nil
+}
+
+// stopSending stops the connection's requests after a write failed. The
+// calls sent before the failed write may have been run and answered: the
+// server's responses can be in the socket already, or on their way. So the
+// connection is not broken at once. It leaves the group, so that no call
+// picks it; its write side is shut, so that the server, having read to the
+// end, answers what it has read and closes; and the reader goes on until
+// then, failing the calls still waiting when the connection ends. With no
+// call waiting, it breaks at once.
+func (c *Conn) stopSending(err error) {
+	c.mu.Lock()
+	if c.broken != nil || c.sendErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.pending) == 0 {
+		c.mu.Unlock()
+		c.fail(err)
+		return
+	}
+	c.sendErr = err
+	c.mu.Unlock()
+	c.onBroken(c)
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 }
 
 // readLoop reads responses until the connection breaks, and delivers each
@@ -199,6 +244,7 @@ func (c *Conn) readLoop() {
 		if ok {
 			c.remove(f.Seq)
 		}
+		drained := c.drainedLocked()
 		c.mu.Unlock()
 		if !ok {
 			// Late (its caller gave up), duplicated, or never asked for:
@@ -209,6 +255,9 @@ func (c *Conn) readLoop() {
 		}
 		done(f, nil)
 		c.onRelease(c)
+		if drained != nil {
+			c.fail(drained)
+		}
 	}
 }
 
@@ -241,6 +290,7 @@ func (c *Conn) fail(err error) {
 		return
 	}
 	c.broken = err
+	left := c.sendErr != nil // stopSending took it out of the group
 	pending := c.pending
 	c.pending = make(map[uint32]Done)
 	c.streams.Store(0)
@@ -248,7 +298,9 @@ func (c *Conn) fail(err error) {
 	c.nc.Close()
 	// Out of the group first, so that a call retried from a Done below
 	// does not pick this connection again.
-	c.onBroken(c)
+	if !left {
+		c.onBroken(c)
+	}
 	for _, done := range pending {
 		done(codec.Frame{}, err)
 	}

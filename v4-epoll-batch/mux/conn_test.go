@@ -434,6 +434,9 @@ type faultyConn struct {
 	beforeWrite func()
 }
 
+// CloseWrite shuts the write side of the wrapped TCP connection.
+func (f *faultyConn) CloseWrite() error { return f.Conn.(*net.TCPConn).CloseWrite() }
+
 func newFaultyConn(nc net.Conn) *faultyConn {
 	f := &faultyConn{Conn: nc}
 	f.failAfter.Store(-1)
@@ -468,10 +471,13 @@ func (f *faultyConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// TestConnWriteErrorFailsAll: a write that fails breaks the connection: the
-// calls in flight on it fail with code 14, the Send reports whether bytes
-// may have left, and the connection is closed.
-func TestConnWriteErrorFailsAll(t *testing.T) {
+// TestConnWriteErrorStopsSending: a write that fails ends sending on the
+// connection, not the calls sent before it, whose answers may be on the
+// way. The connection leaves the group at once, a new Send fails, the
+// write side is shut (the peer reads to the end and sees no request in a
+// frame cut short), an answer that comes afterwards is delivered, and the
+// calls left when the peer closes fail with code 14.
+func TestConnWriteErrorStopsSending(t *testing.T) {
 	// The frame goes out in a batch, written by whichever caller flushes,
 	// so a failed Send cannot tell how much of it left: it always reports
 	// that it may have.
@@ -489,13 +495,16 @@ func TestConnWriteErrorFailsAll(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var fc *faultyConn
 			c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+			var seqs []uint32
 			var chans []chan result
 			for range 2 {
 				done, ch := recorder()
-				if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+				seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+				if err != nil {
 					t.Fatal(err)
 				}
 				p.next(t)
+				seqs = append(seqs, seq)
 				chans = append(chans, ch)
 			}
 			fc.failAfter.Store(tt.failAfter)
@@ -508,15 +517,32 @@ func TestConnWriteErrorFailsAll(t *testing.T) {
 			if seq != 0 || written != tt.wantWritten {
 				t.Fatalf("Send = %d, written %v; want 0, %v", seq, written, tt.wantWritten)
 			}
-			for i, ch := range chans {
-				r := await(t, ch)
-				wantCode(t, r.err, codes.Unavailable)
-				if !errors.Is(r.err, errInjected) {
-					t.Fatalf("call %d: errors.Is(%v, errInjected) = false", i, r.err)
-				}
+			if got := h.broken.Load(); got != 1 {
+				t.Fatalf("onBroken ran %d times, want 1: the connection leaves the group at once", got)
 			}
+			if _, _, err := c.Send(reqFrame(t, "After", nil), time.Time{}, func(codec.Frame, error) {
+				t.Error("the Done of a Send after the failed write ran")
+			}); !errors.Is(err, errInjected) {
+				t.Fatalf("a Send after the failed write: %v, want the write's error", err)
+			}
+			// The peer reads to the end of what was sent: the write side
+			// is shut, and a frame cut short is never taken for a request.
+			err = p.waitClosed(t)
+			if tt.cut && !errors.Is(err, io.ErrUnexpectedEOF) || !tt.cut && !errors.Is(err, io.EOF) {
+				t.Fatalf("the peer's reader ended with %v", err)
+			}
+			// An answer sent after the failed write still reaches its call.
+			p.answer(t, seqs[0], "first")
+			if r := await(t, chans[0]); r.err != nil || payloadOf(t, r.f) != "first" {
+				t.Fatalf("the call answered after the failed write got %+v", r)
+			}
+			// The peer closes: the call it did not answer fails.
+			p.nc.Close()
+			r := await(t, chans[1])
+			wantCode(t, r.err, codes.Unavailable)
 			// The failed Send's own Done never runs: its error was returned.
 			wantNoResult(t, ch)
+			wantNoResult(t, chans[0])
 			if got := h.broken.Load(); got != 1 {
 				t.Fatalf("onBroken ran %d times, want 1", got)
 			}
@@ -524,14 +550,37 @@ func TestConnWriteErrorFailsAll(t *testing.T) {
 				t.Fatalf("Streams() = %d, want 0", got)
 			}
 			waitFor(t, "every call to be released", func() bool { return h.released.Load() == 3 })
-			// The peer sees the connection end; a frame cut short is never
-			// taken for a request.
-			err = p.waitClosed(t)
-			if tt.cut && !errors.Is(err, io.ErrUnexpectedEOF) || !tt.cut && !errors.Is(err, io.EOF) {
-				t.Fatalf("the peer's reader ended with %v", err)
+			select {
+			case <-c.readerDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the reader did not end with the connection")
 			}
 		})
 	}
+}
+
+// TestConnWriteErrorNothingWaiting: a write that fails on a connection
+// that carries no other call closes it at once: nothing is left to read.
+func TestConnWriteErrorNothingWaiting(t *testing.T) {
+	var fc *faultyConn
+	c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+	fc.failAfter.Store(0)
+	done, ch := recorder()
+	if _, _, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, done); !errors.Is(err, errInjected) {
+		t.Fatalf("Send: %v, want the injected error", err)
+	}
+	select {
+	case <-c.readerDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was not closed")
+	}
+	if err := p.waitClosed(t); !errors.Is(err, io.EOF) {
+		t.Fatalf("the peer's reader ended with %v", err)
+	}
+	if got := h.broken.Load(); got != 1 {
+		t.Fatalf("onBroken ran %d times, want 1", got)
+	}
+	wantNoResult(t, ch)
 }
 
 // TestConnBreaksDuringSend: when the connection breaks between a Send
