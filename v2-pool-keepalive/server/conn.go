@@ -64,19 +64,15 @@ type conn struct {
 	lastResponse atomic.Int64
 }
 
-// serveConn serves one connection and releases its slot.
-func (s *Server) serveConn(nc net.Conn, only map[string]bool) {
-	c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
+// serveConn serves a connection that the accept loop has tracked, and
+// releases its slot.
+func (s *Server) serveConn(c *conn) {
 	defer s.releaseSlot()
-	if !s.trackConn(c, true) {
-		nc.Close()
-		return
-	}
 	// Closed before it is untracked: once Shutdown returns, every
 	// connection is closed.
 	defer s.trackConn(c, false)
-	defer nc.Close()
-	s.log.Debug("rpc: connection opened", "conn", c.id, "remote", nc.RemoteAddr().String())
+	defer c.nc.Close()
+	s.log.Debug("rpc: connection opened", "conn", c.id, "remote", c.nc.RemoteAddr().String())
 	c.serve()
 	s.log.Debug("rpc: connection closed", "conn", c.id)
 }

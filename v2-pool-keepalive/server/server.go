@@ -185,7 +185,16 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 			s.log.Info("rpc: accept recovered", "failures", failures)
 			failures, backoff = 0, 0
 		}
-		go s.serveConn(nc, only)
+		// Tracked here, before its goroutine starts: a Shutdown that
+		// begins before that goroutine runs still waits for the
+		// connection and answers what it sent, rather than resetting it.
+		c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
+		if !s.trackConn(c, true) {
+			nc.Close()
+			s.releaseSlot()
+			return ErrServerClosed
+		}
+		go s.serveConn(c)
 	}
 }
 

@@ -237,6 +237,62 @@ func TestAcceptBackoff(t *testing.T) {
 	}
 }
 
+// watchingListener hands out a real listener's connections and, at every
+// Accept after the first, sends how many connections the server tracks.
+type watchingListener struct {
+	net.Listener
+	s       *Server
+	tracked chan int
+	n       int
+}
+
+func (l *watchingListener) Accept() (net.Conn, error) {
+	if l.n > 0 {
+		l.s.mu.Lock()
+		n := len(l.s.conns)
+		l.s.mu.Unlock()
+		l.tracked <- n
+	}
+	l.n++
+	return l.Listener.Accept()
+}
+
+// TestConnTrackedWhenAccepted: the accept loop tracks a connection before
+// it starts the connection's goroutine, so that a Shutdown that begins
+// before the goroutine runs waits for the connection. A connection tracked
+// only once its goroutine ran could be missed by Shutdown and closed with
+// its request unread, which resets it: the client gets no answer.
+func TestConnTrackedWhenAccepted(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(WithLogger(quietLogger()))
+	wl := &watchingListener{Listener: lis, s: s, tracked: make(chan int, 4)}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(wl) }()
+	nc, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	select {
+	case n := <-wl.tracked:
+		if n != 1 {
+			t.Fatalf("the server tracked %d connections when it went back to Accept, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not go back to Accept")
+	}
+	nc.Close()
+	if err := s.Shutdown(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+	}
+}
+
 // TestAcceptBackoffShutdown: Shutdown ends a backoff wait at once.
 func TestAcceptBackoffShutdown(t *testing.T) {
 	lis := newFaultyListener(t, 1<<30, acceptError(syscall.EMFILE))
