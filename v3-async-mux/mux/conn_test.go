@@ -554,6 +554,59 @@ func TestConnWriteErrorStopsSending(t *testing.T) {
 	}
 }
 
+// TestConnStoppedClosesWhenDrained: a connection whose sending stopped
+// closes itself once the last call sent before the failed write has left,
+// answered or cancelled, even while the peer keeps its end open.
+func TestConnStoppedClosesWhenDrained(t *testing.T) {
+	for _, last := range []string{"answered", "cancelled"} {
+		t.Run(last, func(t *testing.T) {
+			var fc *faultyConn
+			c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+			var seqs []uint32
+			var chans []chan result
+			for range 2 {
+				done, ch := recorder()
+				seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.next(t)
+				seqs = append(seqs, seq)
+				chans = append(chans, ch)
+			}
+			fc.failAfter.Store(0)
+			if _, _, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, func(codec.Frame, error) {}); !errors.Is(err, errInjected) {
+				t.Fatalf("Send: %v, want the injected error", err)
+			}
+			p.answer(t, seqs[0], "first")
+			if r := await(t, chans[0]); r.err != nil {
+				t.Fatalf("first call: %v", r.err)
+			}
+			select {
+			case <-c.readerDone:
+				t.Fatal("the connection closed with a call still waiting")
+			default:
+			}
+			if last == "answered" {
+				p.answer(t, seqs[1], "second")
+				if r := await(t, chans[1]); r.err != nil {
+					t.Fatalf("second call: %v", r.err)
+				}
+			} else if !c.Cancel(seqs[1]) {
+				t.Fatal("Cancel found no call")
+			}
+			select {
+			case <-c.readerDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the connection stayed open after its last call left")
+			}
+			if got := h.broken.Load(); got != 1 {
+				t.Fatalf("onBroken ran %d times, want 1", got)
+			}
+		})
+	}
+}
+
 // TestConnWriteErrorNothingWaiting: a write that fails on a connection
 // that carries no other call closes it at once: nothing is left to read.
 func TestConnWriteErrorNothingWaiting(t *testing.T) {
