@@ -173,9 +173,11 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	c.idle = true
 	c.nc.SetReadDeadline(deadline(s.opts.idleTimeout))
 	c.dmu.Unlock()
-	if s.shuttingDown() && c.busy.Load() == 0 && !inputWaiting(c.nc) {
+	if s.shuttingDown() && c.busy.Load() == 0 && br.Buffered() == 0 && !inputWaiting(c.nc) {
 		// Shutdown, or the last response owed, may have woken this
 		// connection before the deadline above replaced its wake-up call.
+		// (Bytes already in br are the start of a request: it is read,
+		// and answered 14.)
 		return f, false
 	}
 	for {

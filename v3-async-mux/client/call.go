@@ -95,13 +95,22 @@ func (cl *call) send(counted bool) {
 	}
 
 	deadline, _ := cl.ctx.Deadline()
+	frame := cl.frame
+	if att.n > 1 || !counted {
+		// An earlier sending may still be inside Send, which writes its
+		// sequence id into bytes 4 to 8 of the frame: each sending gets
+		// its own frame, copied around those bytes.
+		frame = make([]byte, len(cl.frame))
+		copy(frame[:4], cl.frame[:4])
+		copy(frame[8:], cl.frame[8:])
+	}
 	for picks := 0; ; picks++ {
 		conn, err := cl.c.conns.Pick(cl.ctx)
 		if err != nil {
 			cl.failed(att, cl.c.groupError(cl.ctx, err), false, false)
 			return
 		}
-		seq, written, err := conn.Send(cl.frame, deadline, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
+		seq, written, err := conn.Send(frame, deadline, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
 		if err != nil {
 			// A connection that broke before any byte left is no risk: the
 			// server never saw the request. Try another connection, a few

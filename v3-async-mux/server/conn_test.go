@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +14,11 @@ import (
 
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/status"
 	"myrpc/v3-async-mux/client"
+	"myrpc/v3-async-mux/codec"
 )
 
 // bigDesc is a service whose method Big replies with as many bytes as the
@@ -101,5 +105,35 @@ func TestErrorMeta(t *testing.T) {
 				t.Fatalf("errorMeta(%v) = code %d %q, want %d %q", tt.err, rm.Code, rm.Message, tt.code, tt.msg)
 			}
 		})
+	}
+}
+
+// TestRequestStartedBeforeShutdown: a request whose first bytes the
+// connection has already read when it finds the server shutting down is
+// read whole, to be answered 14, not dropped with the connection.
+func TestRequestStartedBeforeShutdown(t *testing.T) {
+	s := New(WithLogger(quietLogger()))
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srvSide, cliSide := net.Pipe()
+	defer srvSide.Close()
+	defer cliSide.Close()
+	c := &conn{srv: s, nc: srvSide, id: 1}
+	frame, err := codec.AppendFrame(nil, codec.TypeRequest, 7,
+		&meta.RequestMeta{Service: "myrpc.echo.Echo", Method: "Echo"}, &echo.EchoRequest{Payload: []byte("started")}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(frame) / 2
+	go cliSide.Write(frame[:half])
+	br := bufio.NewReader(srvSide)
+	if _, err := br.Peek(half); err != nil {
+		t.Fatal(err)
+	}
+	go cliSide.Write(frame[half:])
+	f, ok := c.readRequest(br)
+	if !ok || f.Seq != 7 {
+		t.Fatalf("readRequest = seq %d, %v; want the request, seq 7", f.Seq, ok)
 	}
 }

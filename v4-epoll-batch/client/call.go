@@ -97,9 +97,13 @@ func (cl *call) send(counted bool) {
 	deadline, _ := cl.ctx.Deadline()
 	frame := cl.frame
 	if att.n > 1 || !counted {
-		// An earlier sending's frame may still wait in a connection's
-		// queue, and Send rewrites the sequence id: each sending its own.
-		frame = append([]byte(nil), cl.frame...)
+		// An earlier sending may still be inside Send, which writes its
+		// sequence id into bytes 4 to 8 of the frame, or its frame may wait
+		// in a connection's queue: each sending gets its own frame, copied
+		// around those bytes.
+		frame = make([]byte, len(cl.frame))
+		copy(frame[:4], cl.frame[:4])
+		copy(frame[8:], cl.frame[8:])
 	}
 	for picks := 0; ; picks++ {
 		conn, err := cl.c.conns.Pick(cl.ctx)
