@@ -495,18 +495,7 @@ func TestConnWriteErrorStopsSending(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var fc *faultyConn
 			c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
-			var seqs []uint32
-			var chans []chan result
-			for range 2 {
-				done, ch := recorder()
-				seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.next(t)
-				seqs = append(seqs, seq)
-				chans = append(chans, ch)
-			}
+			seqs, chans := sendCalls(t, c, p, 2)
 			fc.failAfter.Store(tt.failAfter)
 			done, ch := recorder()
 			seq, written, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, done)
@@ -567,18 +556,7 @@ func TestConnStoppedClosesWhenDrained(t *testing.T) {
 		t.Run(last, func(t *testing.T) {
 			var fc *faultyConn
 			c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
-			var seqs []uint32
-			var chans []chan result
-			for range 2 {
-				done, ch := recorder()
-				seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.next(t)
-				seqs = append(seqs, seq)
-				chans = append(chans, ch)
-			}
+			seqs, chans := sendCalls(t, c, p, 2)
 			fc.failAfter.Store(0)
 			if _, _, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, func(codec.Frame, error) {}); !errors.Is(err, errInjected) {
 				t.Fatalf("Send: %v, want the injected error", err)
@@ -922,4 +900,23 @@ func TestConnMarkRetires(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendCalls sends n calls on c, each read by the peer before the next, and
+// returns their sequence ids and where their results arrive.
+func sendCalls(t *testing.T, c *Conn, p *peer, n int) ([]uint32, []chan result) {
+	t.Helper()
+	var seqs []uint32
+	var chans []chan result
+	for range n {
+		done, ch := recorder()
+		seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.next(t)
+		seqs = append(seqs, seq)
+		chans = append(chans, ch)
+	}
+	return seqs, chans
 }
