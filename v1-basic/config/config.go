@@ -35,6 +35,9 @@ type Server struct {
 	MaxConns int `yaml:"max_conns"`
 	// ShutdownTimeout bounds a graceful shutdown of cmd/server.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// MaxTimeout caps the time a handler may run.
+	MaxTimeout time.Duration `yaml:"max_timeout"`
 }
 
 // Service names one service and the address it listens on.
@@ -132,6 +135,8 @@ func (c *Config) Validate() error {
 		{"client.timeout", int64(c.Client.Timeout)},
 		{"client.dial_timeout", int64(c.Client.DialTimeout)},
 		{"client.max_frame_bytes", int64(c.Client.MaxFrameBytes)},
+
+		{"server.max_timeout", int64(c.Server.MaxTimeout)},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("%s is negative", v.name)

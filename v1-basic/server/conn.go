@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
-	"myrpc/shared/proto/status"
 	"myrpc/v1-basic/codec"
 )
 
@@ -36,18 +34,21 @@ func deadline(d time.Duration) time.Time {
 	return time.Now().Add(d)
 }
 
-// conn is one accepted connection.
+// conn is one accepted connection, served by a goroutine of its own.
 type conn struct {
-	srv  *Server
-	nc   net.Conn
-	id   uint64
-	only map[string]bool
+	link
+	nc net.Conn
 	// idle is true while the connection waits for a request's first byte;
 	// Shutdown wakes the connections it finds idle. dmu makes reading idle
 	// and moving the read deadline one step, so that a wake-up call cannot
 	// land between a request's first byte and its frame deadline.
 	dmu  sync.Mutex
 	idle bool
+}
+
+// newConn returns the connection that serves nc.
+func (s *Server) newConn(nc net.Conn, only map[string]bool) *conn {
+	return &conn{link: s.newLink(only), nc: nc}
 }
 
 // serveConn serves a connection that the accept loop has tracked, and
@@ -92,8 +93,32 @@ func (c *conn) serve() {
 		}, nil)
 		return
 	}
+	stop := c.watchPeer()
 	rm, reply := c.handle(f.Seq, f.Meta, f.Body)
+	stop()
 	c.writeResponse(f.Seq, rm, reply)
+}
+
+// watchPeer reads the connection while its call runs, so that a peer that
+// closes it (the end of the stream, or a reset) cancels the call's context
+// and its handler stops: nobody is left to read the answer. A client of a
+// later stage may have sent more requests behind the first; they are read
+// and dropped, as lingerClose drops them. stop ends the watch and waits for
+// it.
+func (c *conn) watchPeer() (stop func()) {
+	done := make(chan struct{})
+	c.nc.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(done)
+		if _, err := io.Copy(io.Discard, c.nc); !isTimeout(err) {
+			c.srv.log.Debug("rpc: the peer closed the connection during its call", "conn", c.id, "err", err)
+			c.cancel()
+		}
+	}()
+	return func() {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+		<-done
+	}
 }
 
 // readRequest waits up to the idle timeout for a request's first byte, then
@@ -142,15 +167,8 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	if err := h.Check(codec.TypeRequest, s.opts.maxFrameSize); err != nil {
 		// The header is sound enough to name a sequence id: say why, then
 		// close, since the rest of the stream cannot be framed.
-		code := codes.InvalidArgument
-		switch {
-		case errors.Is(err, codec.ErrFrameTooLarge), errors.Is(err, codec.ErrMetaTooLarge):
-			code = codes.ResourceExhausted
-		case errors.Is(err, codec.ErrBadVersion):
-			code = codes.Unimplemented
-		}
 		s.log.Debug("rpc: refused frame", "conn", c.id, "seq", h.Seq, "err", err)
-		c.writeResponse(h.Seq, &meta.ResponseMeta{Code: uint32(code), Message: err.Error()}, nil)
+		c.writeResponse(h.Seq, &meta.ResponseMeta{Code: uint32(refusalCode(err)), Message: err.Error()}, nil)
 		c.lingerClose()
 		return f, false
 	}
@@ -162,77 +180,34 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
 }
 
-// handle decodes a request's meta, finds its method and runs it. It returns
-// the response meta and, on success, the reply.
-func (c *conn) handle(seq uint32, metaBytes, body []byte) (*meta.ResponseMeta, proto.Message) {
-	s := c.srv
-	req, err := codec.DecodeRequestMeta(metaBytes)
-	if err != nil {
-		return errorMeta(status.Errorf(codes.InvalidArgument, "rpc: cannot decode the request meta: %v", err)), nil
-	}
-	svc, md, err := s.lookup(c.only, req.Service, req.Method)
-	if err != nil {
-		s.log.Debug("rpc: unknown method", "conn", c.id, "seq", seq, "service", req.Service, "method", req.Method)
-		return errorMeta(err), nil
-	}
-
-	ctx := s.baseCtx
-	if len(req.Metadata) > 0 {
-		ctx = rpc.WithIncomingMetadata(ctx, req.Metadata)
-	}
-	timeout := codec.Timeout(req.TimeoutMs)
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-
-	reply, err := s.invoke(ctx, svc, md, body)
-	if timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// The caller has given up: whatever the handler produced after the
-		// deadline is dropped, and the one response says so.
-		return errorMeta(status.Errorf(codes.DeadlineExceeded, "rpc: deadline of %v passed in the handler", timeout)), nil
-	}
-	if err != nil {
-		s.log.Debug("rpc: handler error", "conn", c.id, "seq", seq, "service", req.Service, "method", req.Method, "err", err)
-		return errorMeta(err), nil
-	}
-	return &meta.ResponseMeta{}, reply
-}
-
-// errorMeta turns an error into response meta: its code if it carries one,
-// else Unknown.
-func errorMeta(err error) *meta.ResponseMeta {
-	se, _ := status.FromError(err)
-	return &meta.ResponseMeta{Code: uint32(se.Code()), Message: se.Message()}
-}
-
-// writeResponse writes one response frame, in one write. A reply too big for
-// the frame limit is replaced by a code 8 error.
+// writeResponse writes one response frame, in one write.
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
-	s := c.srv
 	// Every response says that the connection closes after it (one request
 	// per connection), so that a client that keeps connections, of a later
 	// stage, sends nothing more on it.
 	rm.Metadata = map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}
-	bp := codec.GetBuffer()
-	defer codec.PutBuffer(bp)
-	buf, err := codec.AppendFrame((*bp)[:0], codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
-	if err != nil {
-		s.log.Warn("rpc: cannot encode response", "conn", c.id, "seq", seq, "err", err)
-		code := codes.Internal
-		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
-			code = codes.ResourceExhausted
-		}
-		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error()}
-		if buf, err = codec.AppendFrame(buf[:0], codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
-			return
-		}
+	bp := c.encodeResponse(seq, rm, reply)
+	if bp == nil {
+		return
 	}
-	*bp = buf
-	c.nc.SetWriteDeadline(deadline(s.opts.writeTimeout))
-	if _, err := c.nc.Write(buf); err != nil {
-		s.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)
+	defer codec.PutBuffer(bp)
+	if err := c.write(*bp); err != nil {
+		c.srv.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)
+	}
+}
+
+// write writes buf whole. The write timeout bounds each wait for the peer
+// to take bytes, not the whole write: a peer that reads, however slowly,
+// gets its response, and one that takes nothing for the write timeout is
+// cut off.
+func (c *conn) write(buf []byte) error {
+	for {
+		c.nc.SetWriteDeadline(deadline(c.srv.opts.writeTimeout))
+		n, err := c.nc.Write(buf)
+		if err == nil || n == 0 || !isTimeout(err) {
+			return err
+		}
+		buf = buf[n:]
 	}
 }
 

@@ -20,6 +20,9 @@ type options struct {
 	logger       *slog.Logger
 	// services holds the addresses ListenAndServe listens on.
 	services []config.Service
+
+	// maxTimeout bounds one call.
+	maxTimeout time.Duration
 }
 
 func defaultOptions() options {
@@ -72,6 +75,14 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
+// WithMaxTimeout caps the time a handler may run: a request whose
+// timeout_ms is 0 (no deadline) or longer runs with this deadline instead.
+// 0 means no cap: a request without a deadline runs until its handler
+// returns, or until its connection goes. Default: 0.
+func WithMaxTimeout(d time.Duration) Option {
+	return func(o *options) { o.maxTimeout = d }
+}
+
 // WithConfig applies the settings of rpc.yaml's server section: every
 // non-zero setting, and the services' addresses for ListenAndServe.
 func WithConfig(c config.Server) Option {
@@ -90,6 +101,10 @@ func WithConfig(c config.Server) Option {
 		}
 		if c.MaxConns > 0 {
 			o.maxConns = c.MaxConns
+		}
+
+		if c.MaxTimeout > 0 {
+			o.maxTimeout = c.MaxTimeout
 		}
 		o.services = append([]config.Service(nil), c.Services...)
 	}

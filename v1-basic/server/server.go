@@ -176,7 +176,7 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 		// Tracked here, before its goroutine starts: a Shutdown that
 		// begins before that goroutine runs still waits for the
 		// connection and answers what it sent, rather than resetting it.
-		c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
+		c := s.newConn(nc, only)
 		if !s.trackConn(c, true) {
 			nc.Close()
 			s.releaseSlot()

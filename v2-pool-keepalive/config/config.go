@@ -36,8 +36,16 @@ type Server struct {
 	// ShutdownTimeout bounds a graceful shutdown of cmd/server.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
+	// MaxTimeout caps the time a handler may run.
+	MaxTimeout time.Duration `yaml:"max_timeout"`
+
 	// Workers sizes the goroutine pool that runs handlers.
 	Workers int `yaml:"workers"`
+
+	// MaxConnCalls caps the calls in flight on one connection.
+	MaxConnCalls int `yaml:"max_conn_calls"`
+	// MaxConnBytes caps the bytes one connection's calls hold.
+	MaxConnBytes int `yaml:"max_conn_bytes"`
 }
 
 // Service names one service and the address it listens on.
@@ -153,12 +161,17 @@ func (c *Config) Validate() error {
 		{"client.dial_timeout", int64(c.Client.DialTimeout)},
 		{"client.max_frame_bytes", int64(c.Client.MaxFrameBytes)},
 
+		{"server.max_timeout", int64(c.Server.MaxTimeout)},
+
 		{"server.workers", int64(c.Server.Workers)},
 		{"client.pool.max_active", int64(c.Client.Pool.MaxActive)},
 		{"client.pool.max_idle", int64(c.Client.Pool.MaxIdle)},
 		{"client.pool.idle_timeout", int64(c.Client.Pool.IdleTimeout)},
 		{"client.pool.max_lifetime", int64(c.Client.Pool.MaxLifetime)},
 		{"client.pool.wait_timeout", int64(c.Client.Pool.WaitTimeout)},
+
+		{"server.max_conn_calls", int64(c.Server.MaxConnCalls)},
+		{"server.max_conn_bytes", int64(c.Server.MaxConnBytes)},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("%s is negative", v.name)

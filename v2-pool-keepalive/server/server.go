@@ -76,6 +76,10 @@ func New(opts ...Option) *Server {
 	if o.maxConns > 0 {
 		s.slots = make(chan struct{}, o.maxConns)
 	}
+	if half := max(1, o.workers/2); o.workers > 0 && (o.maxConnCalls <= 0 || o.maxConnCalls > half) {
+		// No connection may hold every worker.
+		s.opts.maxConnCalls = half
+	}
 	s.services.Store(&map[string]*service{})
 	return s
 }
@@ -188,7 +192,7 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 		// Tracked here, before its goroutine starts: a Shutdown that
 		// begins before that goroutine runs still waits for the
 		// connection and answers what it sent, rather than resetting it.
-		c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
+		c := s.newConn(nc, only)
 		if !s.trackConn(c, true) {
 			nc.Close()
 			s.releaseSlot()

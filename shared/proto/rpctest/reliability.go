@@ -370,8 +370,10 @@ func testR10PastDeadline(t *testing.T, stage Stage) {
 	wantCode(t, err, codes.DeadlineExceeded)
 	select {
 	case cerr := <-e.faults.blockEnded:
-		if cerr != context.DeadlineExceeded {
-			t.Fatalf("the handler's context ended with %v, want DeadlineExceeded", cerr)
+		// Its own deadline ends it, or the caller's: a client that closes
+		// its connection at the deadline (V1, V2) cancels the calls on it.
+		if cerr != context.DeadlineExceeded && cerr != context.Canceled {
+			t.Fatalf("the handler's context ended with %v, want DeadlineExceeded or Canceled", cerr)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the handler's context was not cancelled")
