@@ -110,7 +110,7 @@ func (cl *call) send(counted bool) {
 			cl.failed(att, cl.c.groupError(cl.ctx, err), false, false)
 			return
 		}
-		seq, written, err := conn.Send(frame, deadline, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
+		seq, written, err := conn.Send(cl.ctx, frame, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
 		if err != nil {
 			// A connection that broke before any byte left is no risk: the
 			// server never saw the request. Try another connection, a few

@@ -3,6 +3,7 @@ package mux
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -47,8 +48,13 @@ type Conn struct {
 	onRelease func(*Conn)
 	onBroken  func(*Conn)
 
-	// wmu serialises writes, so that frames never interleave.
-	wmu sync.Mutex
+	// wsem holds a token while a call writes, so that frames never
+	// interleave: a lock that a call can stop waiting for.
+	wsem chan struct{}
+	// wgen counts the writes; cutMu orders a cancelled call's cutting of
+	// its write against the next write, which the cut must not touch.
+	wgen  atomic.Uint64
+	cutMu sync.Mutex
 
 	// mu protects the fields below.
 	mu      sync.Mutex
@@ -85,6 +91,7 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 		onRelease:  onRelease,
 		onBroken:   onBroken,
 		pending:    make(map[uint32]Done),
+		wsem:       make(chan struct{}, 1),
 		lastUsed:   time.Now(),
 		readerDone: make(chan struct{}),
 	}
@@ -99,8 +106,12 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 // A call ends exactly once: Send returns an error only when done will never
 // run, so a connection that breaks while Send writes, with the call in the
 // pending table, fails the call through done.
+// A call waits for another call's write to finish no longer than ctx
+// allows, and then has sent nothing. Its own write ends at ctx's deadline
+// or cancellation: cut short, it leaves the stream out of step, and the
+// connection sends no more.
 // frame must be a whole request frame; Send overwrites its sequence id.
-func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, written bool, err error) {
+func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, written bool, err error) {
 	c.mu.Lock()
 	if err := cmp.Or(c.broken, c.sendErr); err != nil {
 		c.mu.Unlock()
@@ -116,10 +127,20 @@ func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, wr
 	c.mu.Unlock()
 
 	binary.BigEndian.PutUint32(frame[4:8], seq)
-	c.wmu.Lock()
-	c.nc.SetWriteDeadline(deadline)
-	n, err := c.nc.Write(frame)
-	c.wmu.Unlock()
+	select {
+	case c.wsem <- struct{}{}:
+	default:
+		select {
+		case c.wsem <- struct{}{}:
+		case <-ctx.Done():
+			if !c.Cancel(seq) {
+				return seq, true, nil // the connection broke meanwhile: done has run
+			}
+			return 0, false, status.Errorf(contextCode(ctx.Err()), "rpc: gave up waiting to write: %w", ctx.Err())
+		}
+	}
+	n, err := c.write(ctx, frame)
+	<-c.wsem
 	if err != nil {
 		if !c.Cancel(seq) {
 			// The connection broke under the write and fail has handed
@@ -133,6 +154,39 @@ func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, wr
 		return 0, n > 0, err
 	}
 	return seq, true, nil
+}
+
+// write writes frame within ctx's deadline, and cuts the write short if
+// ctx is cancelled first. The caller holds the write token.
+func (c *Conn) write(ctx context.Context, frame []byte) (int, error) {
+	deadline, _ := ctx.Deadline()
+	c.nc.SetWriteDeadline(deadline)
+	gen := c.wgen.Add(1)
+	stop := context.AfterFunc(ctx, func() {
+		c.cutMu.Lock()
+		defer c.cutMu.Unlock()
+		if c.wgen.Load() == gen {
+			c.nc.SetWriteDeadline(aLongTimeAgo)
+		}
+	})
+	n, err := c.nc.Write(frame)
+	c.cutMu.Lock()
+	c.wgen.Add(1) // a cut from now on is too late for this write
+	c.cutMu.Unlock()
+	stop()
+	return n, err
+}
+
+// aLongTimeAgo is a deadline in the past: setting it makes a blocked write
+// return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// contextCode is the status code of a context's error.
+func contextCode(err error) codes.Code {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return codes.DeadlineExceeded
+	}
+	return codes.Canceled
 }
 
 // nextSeq returns the next sequence id that no call in flight holds,
