@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -456,4 +458,61 @@ func TestReliability14ConnectionResetFailsAll(t *testing.T) {
 		t.Fatalf("MuxStats() = %+v, want no streams", s)
 	}
 	sayHelloTo(t, c, "again", "Hello again")
+}
+
+// TestInvokeAsyncReturnsAtOnce: InvokeAsync returns its future at once,
+// even when the call's request must wait for other calls' writes to a
+// server that reads nothing; the future ends at the call's deadline.
+func TestInvokeAsyncReturnsAtOnce(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	conns := make(chan net.Conn, 16)
+	go func() {
+		for {
+			nc, err := lis.Accept()
+			if err != nil {
+				close(conns)
+				return
+			}
+			conns <- nc // never read
+		}
+	}()
+	defer func() {
+		lis.Close()
+		for nc := range conns {
+			nc.Close()
+		}
+	}()
+	c := newTestClient(t, lis.Addr().String(), WithMux(mux.Config{MaxConns: 1}))
+	// Requests of nearly 4 MiB fill the socket buffers: the later ones
+	// wait to be written.
+	big := &echo.EchoRequest{Payload: bytes.Repeat([]byte{1}, 4<<20-1024)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for range 3 {
+		go c.Invoke(ctx, "/myrpc.echo.Echo/Echo", big, new(echo.EchoReply))
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	const wait = 300 * time.Millisecond
+	actx, acancel := context.WithTimeout(context.Background(), wait)
+	defer acancel()
+	deadline, _ := actx.Deadline()
+	start := time.Now()
+	f := c.InvokeAsync(actx, "/myrpc.echo.Echo/Echo", &echo.EchoRequest{}, new(echo.EchoReply))
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Errorf("InvokeAsync took %v to return its future", took)
+	}
+	select {
+	case <-f.Done():
+		wantCode(t, f.Get(context.Background()), codes.DeadlineExceeded)
+		if late := time.Since(deadline); late > 100*time.Millisecond {
+			t.Errorf("the future ended %v after the deadline", late)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the future did not end")
+	}
 }

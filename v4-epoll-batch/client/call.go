@@ -111,7 +111,7 @@ func (cl *call) send(counted bool) {
 			cl.failed(att, cl.c.groupError(cl.ctx, err), false, false)
 			return
 		}
-		seq, written, err := conn.Send(frame, deadline, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
+		seq, written, err := conn.Send(cl.ctx, frame, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
 		if err != nil {
 			// A connection that broke before any byte left is no risk: the
 			// server never saw the request. Try another connection, a few
@@ -157,10 +157,11 @@ func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error)
 		att.timer.Stop()
 	}
 	cl.mu.Unlock()
-	if errors.Is(err, mux.ErrNotRead) {
+	if errors.Is(err, mux.ErrNotRead) || errors.Is(err, mux.ErrNotSent) {
 		// The server said it would read no more requests, and closed
-		// the connection before it read this one: it never ran, and goes
-		// again at once, whatever the retry policy.
+		// the connection before it read this one, or the connection
+		// stopped writing before this one: it never ran, and goes again
+		// at once, whatever the retry policy.
 		cl.mu.Lock()
 		again := cl.resent < maxResent
 		cl.resent++

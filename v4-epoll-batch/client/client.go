@@ -100,7 +100,7 @@ func (c *Client) MuxStats() mux.Stats {
 // DeadlineExceeded or Canceled when ctx ended, Internal for a response that
 // does not decode. opts may hold Retry, Idempotent and OnRetry.
 func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) error {
-	f := c.start(ctx, method, req, reply, opts)
+	f := c.start(ctx, method, req, reply, opts, false)
 	<-f.Done()
 	return f.Err()
 }
@@ -108,12 +108,14 @@ func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Mes
 // InvokeAsync starts the same call as Invoke and returns at once, with a
 // future that ends when Invoke would have returned.
 func (c *Client) InvokeAsync(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) rpc.Future {
-	return c.start(ctx, method, req, reply, opts)
+	return c.start(ctx, method, req, reply, opts, true)
 }
 
-// start builds the request frame and makes the first attempt. The call ends
-// with its response, its error, or its context, whichever comes first.
-func (c *Client) start(ctx context.Context, method string, req, reply proto.Message, opts []rpc.CallOption) *async.Future {
+// start builds the request frame and makes the first attempt: on the
+// caller's goroutine, or for an async call on one of its own, since the
+// attempt may dial, or wait for other calls' writes. The call ends with its
+// response, its error, or its context, whichever comes first.
+func (c *Client) start(ctx context.Context, method string, req, reply proto.Message, opts []rpc.CallOption, detach bool) *async.Future {
 	if c.closed.Load() {
 		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
 	}
@@ -153,7 +155,11 @@ func (c *Client) start(ctx context.Context, method string, req, reply proto.Mess
 	c.calls.Add(1) // Done in call.end
 	c.closeMu.RUnlock()
 	cl := newCall(c, ctx, cancel, method, frame, reply, c.callOptions(opts))
-	cl.attempt()
+	if detach {
+		go cl.attempt()
+	} else {
+		cl.attempt()
+	}
 	return cl.future
 }
 

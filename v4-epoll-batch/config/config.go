@@ -36,8 +36,16 @@ type Server struct {
 	// ShutdownTimeout bounds a graceful shutdown of cmd/server.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
+	// MaxTimeout caps the time a handler may run.
+	MaxTimeout time.Duration `yaml:"max_timeout"`
+
 	// Workers sizes the goroutine pool that runs handlers.
 	Workers int `yaml:"workers"`
+
+	// MaxConnCalls caps the calls in flight on one connection.
+	MaxConnCalls int `yaml:"max_conn_calls"`
+	// MaxConnBytes caps the bytes one connection's calls hold.
+	MaxConnBytes int `yaml:"max_conn_bytes"`
 }
 
 // Service names one service and the address it listens on.
@@ -169,6 +177,8 @@ func (c *Config) Validate() error {
 		{"client.dial_timeout", int64(c.Client.DialTimeout)},
 		{"client.max_frame_bytes", int64(c.Client.MaxFrameBytes)},
 
+		{"server.max_timeout", int64(c.Server.MaxTimeout)},
+
 		{"server.workers", int64(c.Server.Workers)},
 		{"client.mux.max_conns", int64(c.Client.Mux.MaxConns)},
 		{"client.mux.max_streams", int64(c.Client.Mux.MaxStreams)},
@@ -178,6 +188,9 @@ func (c *Config) Validate() error {
 		{"client.retry.base", int64(c.Client.Retry.Base)},
 		{"client.retry.cap", int64(c.Client.Retry.Cap)},
 		{"client.retry.per_attempt", int64(c.Client.Retry.PerAttempt)},
+
+		{"server.max_conn_calls", int64(c.Server.MaxConnCalls)},
+		{"server.max_conn_bytes", int64(c.Server.MaxConnBytes)},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("%s is negative", v.name)

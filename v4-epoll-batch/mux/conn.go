@@ -3,12 +3,14 @@ package mux
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,11 @@ var ErrStreamsExhausted = errors.New("rpc: connection carries its maximum number
 // sent again on another connection without running twice.
 var ErrNotRead = errors.New("the server closed the connection without reading the request")
 
+// ErrNotSent fails a call whose request was still queued, not one byte of
+// it written, when the connection's writing stopped: the server never saw
+// it, and it can be sent again on another connection.
+var ErrNotSent = errors.New("the request was never sent: the connection stopped writing")
+
 // Done receives a call's response frame, or the error that ended it. It
 // runs on the connection's reader goroutine (or on the goroutine that broke
 // the connection), so it must return quickly and never block.
@@ -48,9 +55,11 @@ type Conn struct {
 	onRelease func(*Conn)
 	onBroken  func(*Conn)
 
-	// out queues the frames and writes them, several per writev; frames
-	// never interleave.
-	out *writev.Sender
+	// out queues the calls' frames; the connection's writer goroutine,
+	// woken through kick, writes them, several per writev. Callers never
+	// write, so none waits for another's write.
+	out  *writev.Writer
+	kick chan struct{}
 
 	// mu protects the fields below.
 	mu      sync.Mutex
@@ -74,6 +83,11 @@ type Conn struct {
 	retired atomic.Bool
 	// readerDone is closed when the reader goroutine has exited.
 	readerDone chan struct{}
+
+	// stop is closed when the connection breaks, to end the writer
+	// goroutine; writerDone is closed when it has.
+	stop       chan struct{}
+	writerDone chan struct{}
 }
 
 // newConn wraps nc and starts its reader.
@@ -87,36 +101,37 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 		onRelease:  onRelease,
 		onBroken:   onBroken,
 		pending:    make(map[uint32]Done),
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
 		lastUsed:   time.Now(),
 		readerDone: make(chan struct{}),
 	}
 	write := writev.Conn(nc)
-	c.out = writev.NewSender(func(bufs [][]byte) (int, bool, error) {
-		// A peer that takes nothing for this long breaks the connection,
-		// rather than holding the caller that writes forever.
-		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.out = writev.NewWriter(func(bufs [][]byte) (int, bool, error) {
+		// A batch's write is bounded by the calls it carries: when the
+		// last of their deadlines has passed, nobody waits for it.
+		nc.SetWriteDeadline(c.out.Deadline())
 		return write(bufs)
 	}, writev.Options{})
 	go c.readLoop()
+	go c.writeLoop()
 	return c
 }
 
-// writeTimeout bounds a batch's write: the calls in it have their own
-// deadlines, but the caller that writes a batch for the others cannot stop
-// halfway through it.
-const writeTimeout = 10 * time.Second
-
 // Send gives the request frame a sequence id, registers done under it, and
-// writes the frame. It returns the id, for Cancel. written reports whether
-// any byte of the frame may have reached the server: when it is false the
-// server cannot have run the request, and the call may be retried safely.
-// A call ends exactly once: Send returns an error only when done will never
-// run, so a connection that breaks while Send writes, with the call in the
-// pending table, fails the call through done.
+// queues the frame for the connection's writer. It returns the id, for
+// Cancel. Send never waits: the call's context bounds the call, and the
+// writer bounds a write by the deadlines of the calls it carries. A call
+// ends exactly once: Send returns an error only when done will never run;
+// once it has returned nil, done runs with the response or with the error
+// that ended the call: ErrNotSent if none of its frame was written, which
+// allows it to be sent again elsewhere. written reports, with an error,
+// whether any byte of the frame may have reached the server.
 // frame must be a whole request frame; Send overwrites its sequence id, and
 // the frame must not change until the call has ended, since it may wait in
-// the queue. deadline is unused: a batch is written under writeTimeout.
-func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, written bool, err error) {
+// the queue.
+func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, written bool, err error) {
 	c.mu.Lock()
 	if err := cmp.Or(c.broken, c.sendErr); err != nil {
 		c.mu.Unlock()
@@ -132,23 +147,73 @@ func (c *Conn) Send(frame []byte, deadline time.Time, done Done) (seq uint32, wr
 	c.mu.Unlock()
 
 	binary.BigEndian.PutUint32(frame[4:8], seq)
-	// Queued with the frames of the other calls on this connection: the
-	// caller that finds no write in progress writes them all, in one
-	// writev.
-	if _, err := c.out.Send(frame); err != nil {
+	deadline, _ := ctx.Deadline()
+	if _, err := c.out.Push(frame, deadline); err != nil {
+		// The writer has stopped since the check above.
 		if !c.Cancel(seq) {
-			// The connection broke under the write and fail has handed
-			// the call to done already: it ends there, and only there.
-			return seq, true, nil
+			return seq, true, nil // done has run, or will, with the reason
 		}
-		// A batch cut short leaves the stream out of step: no request
-		// can follow it. The calls sent before it may still be answered.
-		// Part of this frame may have left in the batch.
-		err = status.Errorf(codes.Unavailable, "rpc: send: %w", err)
-		c.stopSending(err)
-		return 0, true, err
+		c.mu.Lock()
+		err = cmp.Or(c.broken, c.sendErr, err)
+		c.mu.Unlock()
+		return 0, false, err
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default: // the writer is awake already
 	}
 	return seq, true, nil
+}
+
+// writeLoop is the connection's writer: it writes what the calls queue,
+// everything queued at once, until the connection breaks or a write fails.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	for {
+		select {
+		case <-c.kick:
+		case <-c.stop:
+			c.out.Close() // fail has ended every call
+			return
+		}
+		// Let the callers that are ready to run queue their frames first:
+		// on a busy connection the writev then carries them all, and on a
+		// quiet one nobody else is runnable and this returns at once.
+		runtime.Gosched()
+		if _, _, err := c.out.Flush(); err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
+}
+
+// writeFailed stops the connection's sending after a write failed. The
+// calls whose frames were written whole may have run, and wait for their
+// answers; the call whose frame was cut may have reached the server, as
+// far as anyone can tell, and fails; the calls whose frames were never
+// begun fail with ErrNotSent, to be sent again elsewhere.
+func (c *Conn) writeFailed(err error) {
+	err = status.Errorf(codes.Unavailable, "rpc: send: %w", err)
+	left, started := c.out.Close()
+	for i, f := range left {
+		seq := binary.BigEndian.Uint32(f[4:8])
+		c.mu.Lock()
+		done, ok := c.pending[seq]
+		if ok {
+			c.remove(seq)
+		}
+		c.mu.Unlock()
+		if !ok {
+			continue // its call has ended already
+		}
+		if i == 0 && started {
+			done(codec.Frame{}, err)
+		} else {
+			done(codec.Frame{}, status.Errorf(codes.Unavailable, "rpc: %w", ErrNotSent))
+		}
+		c.onRelease(c)
+	}
+	c.stopSending(err)
 }
 
 // nextSeq returns the next sequence id that no call in flight holds,
@@ -306,6 +371,7 @@ func (c *Conn) fail(err error) {
 		return
 	}
 	c.broken = err
+	close(c.stop)
 	left := c.sendErr != nil // stopSending took it out of the group
 	pending := c.pending
 	c.pending = make(map[uint32]Done)
@@ -329,6 +395,7 @@ func (c *Conn) fail(err error) {
 func (c *Conn) Close() error {
 	c.fail(status.New(codes.Unavailable, "rpc: connection closed by the client"))
 	<-c.readerDone
+	<-c.writerDone
 	return nil
 }
 
@@ -340,6 +407,7 @@ func (c *Conn) Close() error {
 func (c *Conn) closeRetired() {
 	c.fail(status.Errorf(codes.Unavailable, "rpc: %w", ErrNotRead))
 	<-c.readerDone
+	<-c.writerDone
 }
 
 // Retire stops new calls from being sent on the connection, which the

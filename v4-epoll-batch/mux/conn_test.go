@@ -2,6 +2,7 @@ package mux
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +75,7 @@ func TestReliability18SequenceIDs(t *testing.T) {
 					continue
 				}
 				done, ch := recorder()
-				seq, written, err := c.Send(reqFrame(t, fmt.Sprint("step", i), nil), time.Time{}, done)
+				seq, written, err := c.Send(context.Background(), reqFrame(t, fmt.Sprint("step", i), nil), done)
 				if err != nil || !written {
 					t.Fatalf("step %d: Send = %d, %v, %v", i, seq, written, err)
 				}
@@ -100,14 +101,14 @@ func TestConnStreamsExhausted(t *testing.T) {
 	var chans []chan result
 	for i := range 2 {
 		done, ch := recorder()
-		if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+		if _, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done); err != nil {
 			t.Fatalf("Send %d: %v", i, err)
 		}
 		p.next(t)
 		chans = append(chans, ch)
 	}
 	done, ch := recorder()
-	seq, written, err := c.Send(reqFrame(t, "Refused", nil), time.Time{}, done)
+	seq, written, err := c.Send(context.Background(), reqFrame(t, "Refused", nil), done)
 	if !errors.Is(err, ErrStreamsExhausted) || written || seq != 0 {
 		t.Fatalf("Send over MaxStreams = %d, %v, %v; want 0, false, ErrStreamsExhausted", seq, written, err)
 	}
@@ -116,7 +117,7 @@ func TestConnStreamsExhausted(t *testing.T) {
 	}
 	p.answer(t, 1, "one")
 	await(t, chans[0])
-	seq, _, err = c.Send(reqFrame(t, "Again", nil), time.Time{}, done)
+	seq, _, err = c.Send(context.Background(), reqFrame(t, "Again", nil), done)
 	if err != nil || seq != 3 {
 		t.Fatalf("Send after a call ended = %d, %v; want 3, nil", seq, err)
 	}
@@ -138,7 +139,7 @@ func TestConnStreamsExhausted(t *testing.T) {
 func TestReliability11CancelDropsLateResponse(t *testing.T) {
 	c, p, h := pipe(t, Config{}, nil)
 	done, ch := recorder()
-	seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+	seq, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestReliability11CancelDropsLateResponse(t *testing.T) {
 	}
 	// The connection still works.
 	done2, ch2 := recorder()
-	seq2, _, err := c.Send(reqFrame(t, "Next", nil), time.Time{}, done2)
+	seq2, _, err := c.Send(context.Background(), reqFrame(t, "Next", nil), done2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestReliability16And17UnwantedResponses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, p, _ := pipe(t, Config{}, nil)
 			done, ch := recorder()
-			seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+			seq, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done)
 			if err != nil || seq != 1 {
 				t.Fatalf("Send = %d, %v", seq, err)
 			}
@@ -240,7 +241,7 @@ func TestReliability16And17UnwantedResponses(t *testing.T) {
 			// A second call, answered after everything above: once its Done
 			// has run, the reader has handled every earlier frame.
 			done2, ch2 := recorder()
-			seq2, _, err := c.Send(reqFrame(t, "Sentinel", nil), time.Time{}, done2)
+			seq2, _, err := c.Send(context.Background(), reqFrame(t, "Sentinel", nil), done2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -306,7 +307,7 @@ func TestReliability14ServerBreaksConnection(t *testing.T) {
 					h.dones.Add(1)
 					results <- result{f, err}
 				}
-				if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+				if _, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done); err != nil {
 					t.Fatal(err)
 				}
 				p.next(t)
@@ -314,7 +315,7 @@ func TestReliability14ServerBreaksConnection(t *testing.T) {
 			if tt.retired {
 				// One more call, whose response carries the mark.
 				done, ch := recorder()
-				if _, _, err := c.Send(reqFrame(t, "Marked", nil), time.Time{}, done); err != nil {
+				if _, _, err := c.Send(context.Background(), reqFrame(t, "Marked", nil), done); err != nil {
 					t.Fatal(err)
 				}
 				f := p.next(t)
@@ -349,7 +350,7 @@ func TestReliability14ServerBreaksConnection(t *testing.T) {
 				t.Fatalf("Streams() = %d, want 0", got)
 			}
 			done, ch := recorder()
-			seq, written, err := c.Send(reqFrame(t, "After", nil), time.Time{}, done)
+			seq, written, err := c.Send(context.Background(), reqFrame(t, "After", nil), done)
 			if seq != 0 || written {
 				t.Fatalf("Send on a broken connection = %d, written %v", seq, written)
 			}
@@ -393,7 +394,7 @@ func TestConnBadResponseBreaksConnection(t *testing.T) {
 			var chans []chan result
 			for range 2 {
 				done, ch := recorder()
-				if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+				if _, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done); err != nil {
 					t.Fatal(err)
 				}
 				p.next(t)
@@ -412,7 +413,7 @@ func TestConnBadResponseBreaksConnection(t *testing.T) {
 			}
 			// The client closed its end.
 			p.waitClosed(t)
-			_, written, err := c.Send(reqFrame(t, "After", nil), time.Time{}, func(codec.Frame, error) {})
+			_, written, err := c.Send(context.Background(), reqFrame(t, "After", nil), func(codec.Frame, error) {})
 			if written {
 				t.Fatal("Send on a broken connection reports written")
 			}
@@ -473,23 +474,22 @@ func (f *faultyConn) Write(p []byte) (int, error) {
 
 // TestConnWriteErrorStopsSending: a write that fails ends sending on the
 // connection, not the calls sent before it, whose answers may be on the
-// way. The connection leaves the group at once, a new Send fails, the
-// write side is shut (the peer reads to the end and sees no request in a
-// frame cut short), an answer that comes afterwards is delivered, and the
-// calls left when the peer closes fail with code 14.
+// way. The call whose frame the write carried fails through its Done:
+// never sent when no byte of its frame left, so that it may go again
+// elsewhere, and otherwise with the write's error. The connection leaves
+// the group, a new Send fails, the write side is shut (the peer reads to
+// the end and sees no request in a frame cut short), an answer that comes
+// afterwards is delivered, and the calls left when the peer closes fail
+// with code 14.
 func TestConnWriteErrorStopsSending(t *testing.T) {
-	// The frame goes out in a batch, written by whichever caller flushes,
-	// so a failed Send cannot tell how much of it left: it always reports
-	// that it may have.
 	tests := []struct {
-		name        string
-		failAfter   int64
-		wantWritten bool
+		name      string
+		failAfter int64
 		// cut says whether the peer received part of a frame.
 		cut bool
 	}{
-		{"before any byte", 0, true, false},
-		{"mid-frame", 10, true, true},
+		{"before any byte", 0, false},
+		{"mid-frame", 10, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,18 +498,17 @@ func TestConnWriteErrorStopsSending(t *testing.T) {
 			seqs, chans := sendCalls(t, c, p, 2)
 			fc.failAfter.Store(tt.failAfter)
 			done, ch := recorder()
-			seq, written, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, done)
-			wantCode(t, err, codes.Unavailable)
-			if !errors.Is(err, errInjected) {
-				t.Fatalf("errors.Is(%v, errInjected) = false", err)
+			seq, _, err := c.Send(context.Background(), reqFrame(t, "Failing", nil), done)
+			if err != nil || seq == 0 {
+				t.Fatalf("Send = %d, %v; want the call queued", seq, err)
 			}
-			if seq != 0 || written != tt.wantWritten {
-				t.Fatalf("Send = %d, written %v; want 0, %v", seq, written, tt.wantWritten)
+			r := await(t, ch)
+			wantCode(t, r.err, codes.Unavailable)
+			if tt.cut != errors.Is(r.err, errInjected) || tt.cut == errors.Is(r.err, ErrNotSent) {
+				t.Fatalf("the failed write's call ended with %v; want the write's error if its frame was cut, else ErrNotSent", r.err)
 			}
-			if got := h.broken.Load(); got != 1 {
-				t.Fatalf("onBroken ran %d times, want 1: the connection leaves the group at once", got)
-			}
-			if _, _, err := c.Send(reqFrame(t, "After", nil), time.Time{}, func(codec.Frame, error) {
+			waitFor(t, "the connection to leave the group", func() bool { return h.broken.Load() == 1 })
+			if _, _, err := c.Send(context.Background(), reqFrame(t, "After", nil), func(codec.Frame, error) {
 				t.Error("the Done of a Send after the failed write ran")
 			}); !errors.Is(err, errInjected) {
 				t.Fatalf("a Send after the failed write: %v, want the write's error", err)
@@ -527,9 +526,9 @@ func TestConnWriteErrorStopsSending(t *testing.T) {
 			}
 			// The peer closes: the call it did not answer fails.
 			p.nc.Close()
-			r := await(t, chans[1])
+			r = await(t, chans[1])
 			wantCode(t, r.err, codes.Unavailable)
-			// The failed Send's own Done never runs: its error was returned.
+			// Every call ended once.
 			wantNoResult(t, ch)
 			wantNoResult(t, chans[0])
 			if got := h.broken.Load(); got != 1 {
@@ -558,8 +557,12 @@ func TestConnStoppedClosesWhenDrained(t *testing.T) {
 			c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
 			seqs, chans := sendCalls(t, c, p, 2)
 			fc.failAfter.Store(0)
-			if _, _, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, func(codec.Frame, error) {}); !errors.Is(err, errInjected) {
-				t.Fatalf("Send: %v, want the injected error", err)
+			done, ch := recorder()
+			if _, _, err := c.Send(context.Background(), reqFrame(t, "Failing", nil), done); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			if r := await(t, ch); !errors.Is(r.err, ErrNotSent) {
+				t.Fatalf("the failed write's call ended with %v, want ErrNotSent", r.err)
 			}
 			p.answer(t, seqs[0], "first")
 			if r := await(t, chans[0]); r.err != nil {
@@ -597,8 +600,11 @@ func TestConnWriteErrorNothingWaiting(t *testing.T) {
 	c, p, h := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
 	fc.failAfter.Store(0)
 	done, ch := recorder()
-	if _, _, err := c.Send(reqFrame(t, "Failing", nil), time.Time{}, done); !errors.Is(err, errInjected) {
-		t.Fatalf("Send: %v, want the injected error", err)
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Failing", nil), done); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if r := await(t, ch); !errors.Is(r.err, ErrNotSent) {
+		t.Fatalf("the call ended with %v, want ErrNotSent", r.err)
 	}
 	select {
 	case <-c.readerDone:
@@ -637,14 +643,14 @@ func TestConnBreaksDuringSend(t *testing.T) {
 		<-c.readerDone
 	}
 	other, otherCh := recorder()
-	if _, _, err := c.Send(reqFrame(t, "Other", nil), time.Time{}, other); err != nil {
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Other", nil), other); err != nil {
 		t.Fatal(err)
 	}
 	p.next(t)
 	armed.Store(true)
 	var dones atomic.Int64
 	results := make(chan result, 2)
-	seq, written, err := c.Send(reqFrame(t, "Broken", nil), time.Time{}, func(f codec.Frame, err error) {
+	seq, written, err := c.Send(context.Background(), reqFrame(t, "Broken", nil), func(f codec.Frame, err error) {
 		dones.Add(1)
 		results <- result{f, err}
 	})
@@ -696,7 +702,7 @@ func TestConnConcurrentSends(t *testing.T) {
 			for i := range calls {
 				method := fmt.Sprintf("g%d-%d", g, i)
 				ch := make(chan result, 2)
-				_, _, err := c.Send(reqFrame(t, method, payloadFor(method)), time.Time{}, func(f codec.Frame, err error) { ch <- result{f, err} })
+				_, _, err := c.Send(context.Background(), reqFrame(t, method, payloadFor(method)), func(f codec.Frame, err error) { ch <- result{f, err} })
 				if err != nil {
 					errs <- fmt.Errorf("%s: Send: %w", method, err)
 					return
@@ -808,7 +814,7 @@ func payloadFor(method string) []byte {
 func TestConnClose(t *testing.T) {
 	c, p, h := pipe(t, Config{}, nil)
 	done, ch := recorder()
-	if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done); err != nil {
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done); err != nil {
 		t.Fatal(err)
 	}
 	p.next(t)
@@ -828,7 +834,7 @@ func TestConnClose(t *testing.T) {
 		t.Fatalf("onBroken ran %d times, want 1", got)
 	}
 	p.waitClosed(t)
-	_, written, err := c.Send(reqFrame(t, "After", nil), time.Time{}, done)
+	_, written, err := c.Send(context.Background(), reqFrame(t, "After", nil), done)
 	if written {
 		t.Fatal("Send after Close reports written")
 	}
@@ -845,7 +851,7 @@ func TestConnIdleSince(t *testing.T) {
 		t.Fatal("a new connection is not idle")
 	}
 	done, ch := recorder()
-	seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+	seq, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -873,7 +879,7 @@ func TestConnMarkRetires(t *testing.T) {
 		t.Run(fmt.Sprintf("waited=%v", waited), func(t *testing.T) {
 			c, p, _ := pipe(t, Config{}, nil)
 			done, ch := recorder()
-			seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+			seq, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -910,7 +916,7 @@ func sendCalls(t *testing.T, c *Conn, p *peer, n int) ([]uint32, []chan result) 
 	var chans []chan result
 	for range n {
 		done, ch := recorder()
-		seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+		seq, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done)
 		if err != nil {
 			t.Fatal(err)
 		}

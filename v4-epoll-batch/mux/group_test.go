@@ -125,7 +125,7 @@ func TestGroupConcurrentCallsCapConns(t *testing.T) {
 				errs <- err
 				return
 			}
-			if _, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, func(f codec.Frame, err error) {}); err != nil {
+			if _, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), func(f codec.Frame, err error) {}); err != nil {
 				errs <- err
 			}
 		}()
@@ -177,7 +177,7 @@ func TestGroupWaitsForFreeStream(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Pick did not return after a stream was freed")
 	}
-	if _, _, err := got.Send(reqFrame(t, "Call", nil), time.Time{}, func(codec.Frame, error) {}); err != nil {
+	if _, _, err := got.Send(context.Background(), reqFrame(t, "Call", nil), func(codec.Frame, error) {}); err != nil {
 		t.Fatalf("Send on the freed stream: %v", err)
 	}
 }
@@ -481,7 +481,7 @@ func TestGroupRetire(t *testing.T) {
 			// that the server never read it.
 			<-c1.readerDone
 			done, late := recorder()
-			if _, written, err := c1.Send(reqFrame(t, "Late", nil), time.Time{}, done); written || !errors.Is(err, ErrNotRead) {
+			if _, written, err := c1.Send(context.Background(), reqFrame(t, "Late", nil), done); written || !errors.Is(err, ErrNotRead) {
 				t.Fatalf("Send on the dropped connection: written %v, %v; want not written, ErrNotRead", written, err)
 			}
 			wantNoResult(t, late)
@@ -653,7 +653,7 @@ func TestGroupNoLostWakeup(t *testing.T) {
 			t.Fatalf("round %d: Pick slept through the stream being freed", i)
 		}
 		var err error
-		if seq, _, err = c.Send(frame, time.Time{}, func(codec.Frame, error) {}); err != nil {
+		if seq, _, err = c.Send(context.Background(), frame, func(codec.Frame, error) {}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -699,7 +699,7 @@ func TestGroupClosesRetiredConnAsNotRead(t *testing.T) {
 	c, p, _ := pipe(t, Config{}, nil)
 	c.Retire()
 	done, ch := recorder()
-	if _, _, err := c.Send(reqFrame(t, "Late", nil), time.Time{}, done); err != nil {
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Late", nil), done); err != nil {
 		t.Fatal(err)
 	}
 	p.next(t)

@@ -344,7 +344,7 @@ func send(t *testing.T, g *Group) (*Conn, uint32, chan result) {
 		t.Fatalf("Pick: %v", err)
 	}
 	done, ch := recorder()
-	seq, _, err := c.Send(reqFrame(t, "Call", nil), time.Time{}, done)
+	seq, _, err := c.Send(context.Background(), reqFrame(t, "Call", nil), done)
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}

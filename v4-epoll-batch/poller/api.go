@@ -16,6 +16,10 @@ type Handler interface {
 	// so that the engine can make room. An error closes the connection once
 	// what is queued for it has been written.
 	OnRead(c *Conn, in []byte) (consumed, need int, err error)
+	// OnPeerClosed is called once when the engine learns that the peer has
+	// closed the connection, or stopped sending on it: the calls it made
+	// may still run, but their answers may have nobody to read them.
+	OnPeerClosed(c *Conn)
 	// OnClose is called once when the connection has closed.
 	OnClose(c *Conn)
 }
@@ -35,14 +39,19 @@ type Config struct {
 	// WriteTimeout closes a connection whose peer has taken none of its
 	// queued output for this long; 0 means never.
 	WriteTimeout time.Duration
-	// MaxQueued is the output, in bytes, at which a connection stops being
-	// read until its queue drains below half of it. Default: 4 MiB.
-	MaxQueued int
 	// Release gets every output frame once written or dropped.
 	Release func([]byte)
 	// Logger receives per-connection events at Debug. Default:
 	// slog.Default().
 	Logger *slog.Logger
+
+	// MaxConnCalls and MaxConnBytes bound what one connection may hold:
+	// calls in flight (Hold to Done), and bytes of their requests (the
+	// sizes given to Hold) and of output not yet written. A connection at
+	// either bound is not read until it is below both again. 0 means no
+	// bound. Default: none.
+	MaxConnCalls int
+	MaxConnBytes int
 }
 
 // Stats counts the engine's work.

@@ -3,7 +3,6 @@ package poller
 import (
 	"net"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,19 +11,22 @@ import (
 	"myrpc/v4-epoll-batch/writev"
 )
 
-// Conn is a connection served by a loop. Its exported methods are safe to
-// call from any goroutine.
+// Conn is a connection served by a loop. Only its loop touches the socket:
+// it reads, writes and closes it. Other goroutines queue frames with Send
+// and account for the calls with Hold and Done; the loop does the rest.
+// The exported methods are safe to call from any goroutine.
 type Conn struct {
 	l      *loop
 	fd     int
 	remote string
-	sender *writev.Sender
-	ctx    atomic.Value
+	// out holds the frames to write: any goroutine pushes, the loop
+	// writes.
+	out *writev.Writer
+	ctx atomic.Value
 
-	// Owned by the loop goroutine: the unread input (part of a frame),
-	// how many bytes that frame needs, when its first byte came, whether
-	// the peer has stopped sending (written under emu, see endReading),
-	// and whether the connection is closed.
+	// Owned by the loop goroutine: the unread input (part of a frame), how
+	// many bytes that frame needs, when its first byte came, whether the
+	// peer has stopped sending, and whether the connection is closed.
 	in           []byte
 	need         int
 	partialSince time.Time
@@ -34,26 +36,34 @@ type Conn struct {
 	// for the peer's, until lingerUntil.
 	lingering   bool
 	lingerUntil time.Time
+	// events is the epoll interest, kept in step with the state by
+	// setInterest. paused is set while the connection is at one of its
+	// bounds, and its reading stops; peerGone once the handler has been
+	// told that the peer closed; closing once the connection is to close
+	// as soon as nothing is owed; blockedSince is when the output first
+	// found the socket full since it last made progress (zero: it did).
+	events       uint32
+	paused       bool
+	peerGone     bool
+	closing      bool
+	blockedSince time.Time
+	// again is set when the handler stopped at the connection's bounds
+	// with whole frames left in c.in: they are offered again before the
+	// socket is read.
+	again bool
 
-	// busy counts responses owed (Hold, Done); lastActive is the Unix
-	// nanosecond of the last input or response; blockedSince, of the first
-	// time the output found the socket full since it last drained (0:
-	// none).
-	busy         atomic.Int32
-	lastActive   atomic.Int64
-	blockedSince atomic.Int64
-	// paused is set while the output queue is too long: the loop stops
-	// reading the connection. closing asks for the connection to close
-	// once nothing is owed.
-	paused  atomic.Bool
-	closing atomic.Bool
-
-	// emu protects events (the epoll interest) and fdClosed; writers hold
-	// it shared while they use fd, so that fd is never closed (and its
-	// number reused) under a write.
-	emu      sync.RWMutex
-	events   uint32
-	fdClosed bool
+	// Shared with other goroutines: busy counts the calls in flight (Hold
+	// to Done) and held the bytes of their requests; lastActive is the
+	// Unix nanosecond of the last input or response; queued is set while
+	// the connection waits in its loop's list to be served; watched is set
+	// while the loop wants to hear of every Done (the connection is paused
+	// or closing, or the engine drains); closeAsked is set by Close.
+	busy       atomic.Int32
+	held       atomic.Int64
+	lastActive atomic.Int64
+	queued     atomic.Bool
+	watched    atomic.Bool
+	closeAsked atomic.Bool
 }
 
 func newConn(l *loop, fd int) *Conn {
@@ -62,59 +72,48 @@ func newConn(l *loop, fd int) *Conn {
 		c.remote = sockaddrString(sa)
 	}
 	c.touch()
-	write := writev.FD(fd)
-	c.sender = writev.NewSender(func(bufs [][]byte) (int, bool, error) {
-		c.emu.RLock()
-		defer c.emu.RUnlock()
-		if c.fdClosed {
-			return 0, false, net.ErrClosed
-		}
-		return write(bufs)
-	}, writev.Options{
+	c.out = writev.NewWriter(writev.FD(fd), writev.Options{
 		Release:  l.e.cfg.Release,
-		Blocked:  c.blocked,
-		Drained:  c.drained,
 		Counters: &l.e.counters,
 	})
 	return c
 }
 
-// Send queues a frame for the peer and writes it, with whatever else is
-// queued, unless another goroutine is writing; the frame's buffer goes to
-// Config.Release once written. A queue above Config.MaxQueued pauses the
-// reading of the connection until it drains.
+// Send queues a frame for the peer; the loop writes it, with whatever else
+// is queued, in one writev. The frame's buffer goes to Config.Release once
+// written or dropped. It fails once the connection is closed.
 func (c *Conn) Send(frame []byte) error {
-	queued, err := c.sender.Send(frame)
-	if err != nil {
-		// The peer is gone: the connection cannot be used any more.
-		c.l.post(func() { c.l.closeConn(c) })
+	if _, err := c.out.Push(frame, time.Time{}); err != nil {
 		return err
 	}
-	if queued > c.l.e.cfg.MaxQueued && !c.paused.Swap(true) {
-		c.setReading(false)
-		// The queue may have drained between Send and Swap.
-		if c.sender.Pending() < c.l.e.cfg.MaxQueued/2 {
-			c.drained()
-		}
-	}
+	c.l.serveSoon(c)
 	return nil
 }
 
-// Hold records that a response is owed: the connection is not idle until
-// Done. Call it before the request leaves the loop.
-func (c *Conn) Hold() { c.busy.Add(1) }
+// Hold records a call read from the connection, whose request is size
+// bytes: a response is owed, and the connection is not idle, until Done.
+// Call it on the loop (from OnRead), before the request leaves it.
+func (c *Conn) Hold(size int) {
+	c.busy.Add(1)
+	c.held.Add(int64(size))
+}
 
-// Done records that a response owed has been sent (or will not be).
-func (c *Conn) Done() {
+// Done records that the call Hold counted has been answered (its response
+// sent), or will not be.
+func (c *Conn) Done(size int) {
 	c.touch()
-	if c.busy.Add(-1) == 0 && (c.closing.Load() || c.l.e.draining.Load()) {
-		c.l.post(func() { c.l.closeIfIdle(c) })
+	c.held.Add(-int64(size))
+	c.busy.Add(-1)
+	if c.watched.Load() {
+		c.l.serveSoon(c)
 	}
 }
 
 // Close closes the connection once nothing is owed or queued.
 func (c *Conn) Close() {
-	c.closeAfterFlush()
+	c.closeAsked.Store(true)
+	c.watched.Store(true)
+	c.l.serveSoon(c)
 }
 
 // SetContext stores v with the connection, for the handler.
@@ -126,111 +125,63 @@ func (c *Conn) Context() any { return c.ctx.Load() }
 // RemoteAddr returns the peer's address as host:port.
 func (c *Conn) RemoteAddr() string { return c.remote }
 
-func (c *Conn) closeAfterFlush() {
-	c.closing.Store(true)
-	c.l.post(func() { c.l.closeIfIdle(c) })
-}
-
 func (c *Conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 
 func (c *Conn) lastActiveTime() time.Time { return time.Unix(0, c.lastActive.Load()) }
 
 // idle reports whether nothing is owed, queued, or half read. Loop only.
 func (c *Conn) idle() bool {
-	return c.busy.Load() == 0 && c.sender.Idle() && len(c.in) == 0
+	return c.busy.Load() == 0 && c.out.Idle() && len(c.in) == 0
 }
 
-// blocked is the Sender's call when the socket is full: wait for EPOLLOUT.
-func (c *Conn) blocked() {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.blockedSince.CompareAndSwap(0, time.Now().UnixNano())
-	if !c.fdClosed && c.events&unix.EPOLLOUT == 0 {
-		c.events |= unix.EPOLLOUT
-		c.l.ep.mod(c.fd, c.events)
-	}
+// Full reports whether the connection is at one of its bounds: as many
+// calls in flight, or as many bytes held, as Config allows. OnRead calls it
+// after each Hold, and stops cutting frames when it reports true, leaving
+// the rest of its input (need 0): the engine offers it again once the
+// connection is below its bounds. Loop only.
+func (c *Conn) Full() bool { return c.full() }
+
+func (c *Conn) full() bool {
+	cfg := &c.l.e.cfg
+	return (cfg.MaxConnCalls > 0 && int(c.busy.Load()) >= cfg.MaxConnCalls) ||
+		(cfg.MaxConnBytes > 0 && c.held.Load()+int64(c.out.Pending()) >= int64(cfg.MaxConnBytes))
 }
 
-// writable is the loop's call on EPOLLOUT: resume the parked flush.
-func (c *Conn) writable() {
-	if err := c.sender.Flush(); err != nil {
-		c.l.closeConn(c)
-	}
+// reading reports whether the loop reads the connection now. Loop only.
+func (c *Conn) reading() bool {
+	return !c.closed && !c.readEOF && !c.paused && !c.lingering
 }
 
-// drained is the Sender's call when everything queued has been written:
-// after every flush, so its common case takes no lock.
-func (c *Conn) drained() {
-	if c.blockedSince.Load() != 0 {
-		// The flush had parked: stop watching for EPOLLOUT, which level
-		// triggering would otherwise report again and again; unless a new
-		// flush has parked since (blocked runs under emu too, after the
-		// Sender parks), which needs it.
-		c.emu.Lock()
-		if !c.sender.Parked() {
-			c.blockedSince.Store(0)
-			if !c.fdClosed && c.events&unix.EPOLLOUT != 0 {
-				c.events &^= unix.EPOLLOUT
-				c.l.ep.mod(c.fd, c.events)
-			}
-		}
-		c.emu.Unlock()
+// setInterest brings the epoll interest in step with the connection's
+// state: input while it is read (and while it lingers, to see the peer's
+// FIN), the peer's FIN alone while it is paused and the handler has not
+// been told, and room to write while output waits for it. Loop only.
+func (c *Conn) setInterest() {
+	if c.closed {
+		return
 	}
-	if c.paused.Load() && c.sender.Pending() < c.l.e.cfg.MaxQueued/2 && c.paused.Swap(false) {
-		c.setReading(true)
+	var ev uint32
+	switch {
+	case c.reading() || c.lingering:
+		ev = unix.EPOLLIN | unix.EPOLLRDHUP
+	case c.paused && !c.readEOF && !c.peerGone:
+		ev = unix.EPOLLRDHUP
 	}
-	if c.closing.Load() || c.l.e.draining.Load() {
-		c.l.post(func() { c.l.closeIfIdle(c) })
+	if !c.blockedSince.IsZero() {
+		ev |= unix.EPOLLOUT
 	}
+	if ev != c.events {
+		c.events = ev
+		c.l.ep.mod(c.fd, ev)
+	}
+	c.watched.Store(c.paused || c.closing || c.closeAsked.Load() || c.readEOF || c.l.e.draining.Load())
 }
 
 func (c *Conn) blockedFor(now time.Time) time.Duration {
-	since := c.blockedSince.Load()
-	if since == 0 {
+	if c.blockedSince.IsZero() {
 		return 0
 	}
-	return now.Sub(time.Unix(0, since))
-}
-
-// setReading adds EPOLLIN to the connection's interest, or takes it out.
-func (c *Conn) setReading(on bool) {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	ev := c.events &^ (unix.EPOLLIN | unix.EPOLLRDHUP)
-	if on && !c.readEOF {
-		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
-	}
-	if ev != c.events && !c.fdClosed {
-		c.events = ev
-		c.l.ep.mod(c.fd, c.events)
-	}
-}
-
-// endReading stops reading the connection for good: the peer has finished
-// sending, or sent what cannot be framed. readEOF is set under emu, which
-// setReading holds when it reads it: a worker resuming the reading of a
-// paused connection must not put EPOLLIN back after this, or a level-
-// triggered EOF would wake the loop again and again for a connection it
-// no longer reads.
-func (c *Conn) endReading() {
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.readEOF = true
-	ev := c.events &^ (unix.EPOLLIN | unix.EPOLLRDHUP)
-	if ev != c.events && !c.fdClosed {
-		c.events = ev
-		c.l.ep.mod(c.fd, c.events)
-	}
-}
-
-// closeFD closes the socket once no writer uses it, and drops what is
-// still queued.
-func (c *Conn) closeFD() {
-	c.sender.Close()
-	c.emu.Lock()
-	c.fdClosed = true
-	unix.Close(c.fd)
-	c.emu.Unlock()
+	return now.Sub(c.blockedSince)
 }
 
 func sockaddrString(sa unix.Sockaddr) string {

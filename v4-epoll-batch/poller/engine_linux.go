@@ -51,9 +51,6 @@ func NewEngine(cfg Config, h Handler) (*Engine, error) {
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
-	if cfg.MaxQueued <= 0 {
-		cfg.MaxQueued = 4 << 20
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

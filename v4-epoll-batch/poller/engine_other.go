@@ -39,10 +39,10 @@ func (*Engine) Stats() Stats { return Stats{} }
 func (*Conn) Send([]byte) error { return errUnsupported }
 
 // Hold does nothing on this system.
-func (*Conn) Hold() {}
+func (*Conn) Hold(int) {}
 
 // Done does nothing on this system.
-func (*Conn) Done() {}
+func (*Conn) Done(int) {}
 
 // Close does nothing on this system.
 func (*Conn) Close() {}

@@ -12,8 +12,9 @@ import (
 // that needs more bytes.
 type partialFrames struct{}
 
-func (partialFrames) OnOpen(*Conn)  {}
-func (partialFrames) OnClose(*Conn) {}
+func (partialFrames) OnOpen(*Conn)       {}
+func (partialFrames) OnClose(*Conn)      {}
+func (partialFrames) OnPeerClosed(*Conn) {}
 func (partialFrames) OnRead(_ *Conn, in []byte) (int, int, error) {
 	return 0, len(in) + 100, nil
 }

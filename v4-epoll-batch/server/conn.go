@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -16,28 +15,12 @@ import (
 
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/meta"
-	"myrpc/shared/proto/rpc"
-	"myrpc/shared/proto/status"
 	"myrpc/v4-epoll-batch/codec"
-	"myrpc/v4-epoll-batch/poller"
 )
 
 // aLongTimeAgo is a deadline in the past: setting it makes a blocked read
 // return at once.
 var aLongTimeAgo = time.Unix(1, 0)
-
-// refusalCode is the status code that answers a header that Check
-// refused: 8 for a frame over the limits, 12 for a protocol version this
-// server does not speak, 3 for a wrong frame type.
-func refusalCode(err error) codes.Code {
-	switch {
-	case errors.Is(err, codec.ErrFrameTooLarge), errors.Is(err, codec.ErrMetaTooLarge):
-		return codes.ResourceExhausted
-	case errors.Is(err, codec.ErrBadVersion):
-		return codes.Unimplemented
-	}
-	return codes.InvalidArgument
-}
 
 // isTimeout reports whether err is a deadline passing.
 func isTimeout(err error) bool {
@@ -53,12 +36,10 @@ func deadline(d time.Duration) time.Time {
 	return time.Now().Add(d)
 }
 
-// conn is one accepted connection.
+// conn is one accepted connection, served by a goroutine of its own.
 type conn struct {
-	srv  *Server
-	nc   net.Conn
-	id   uint64
-	only map[string]bool
+	link
+	nc net.Conn
 	// idle is true while the connection waits for a request's first byte;
 	// Shutdown wakes the connections it finds idle. dmu makes reading idle
 	// and moving the read deadline one step, so that a wake-up call cannot
@@ -78,9 +59,22 @@ type conn struct {
 	// nanoseconds: the connection is idle from then on.
 	lastResponse atomic.Int64
 
-	// out, for a connection of the epoll engine, takes the responses in
-	// place of nc.
-	out *poller.Conn
+	// held is the bytes that the calls in flight hold: their requests, and
+	// their responses until written. With busy, it bounds what one
+	// connection may take (WithMaxConnCalls, WithMaxConnBytes). At either
+	// bound the reader stops reading; waiting is set while it waits, and
+	// room wakes it when a call has been answered.
+	held    atomic.Int64
+	waiting atomic.Bool
+	room    chan struct{}
+	// werr is the error of the write that failed; nothing is written
+	// after it. wmu protects it.
+	werr error
+}
+
+// newConn returns the connection that serves nc.
+func (s *Server) newConn(nc net.Conn, only map[string]bool) *conn {
+	return &conn{link: s.newLink(only), nc: nc, room: make(chan struct{}, 1)}
 }
 
 // serveConn serves a connection that the accept loop has tracked, and
@@ -112,7 +106,13 @@ func (c *conn) wakeIfIdle() {
 func (c *conn) serve() {
 	br := bufio.NewReader(c.nc)
 	defer c.inflight.Wait()
+	// Before the wait: a reader that stops because its peer has gone
+	// ends the calls still running for it.
+	defer c.cancel()
 	for {
+		if !c.waitForRoom() {
+			return
+		}
 		f, ok := c.readRequest(br)
 		if !ok {
 			return
@@ -126,26 +126,27 @@ func (c *conn) serve() {
 			c.lingerClose()
 			return
 		}
+		size := int64(codec.HeaderLen + len(f.Meta) + len(f.Body))
 		c.inflight.Add(1)
 		c.busy.Add(1)
+		c.held.Add(size)
 		err := c.srv.workers.Submit(func() {
 			defer c.inflight.Done()
-			defer c.finished()
+			defer c.finished(size)
 			rm, reply := c.handle(f.Seq, f.Meta, f.Body)
 			c.writeResponse(f.Seq, rm, reply)
 		})
 		if errors.Is(err, ants.ErrPoolOverload) {
 			// Every worker is busy: refused unrun, as the reactor does.
+			c.held.Add(-size)
 			c.busy.Add(-1)
 			c.inflight.Done()
-			c.writeResponse(f.Seq, &meta.ResponseMeta{
-				Code:    uint32(codes.Unavailable),
-				Message: "rpc: server busy; the request was not run",
-			}, nil)
+			c.writeResponse(f.Seq, busyMeta(), nil)
 			continue
 		}
 		if err != nil {
 			// The pool is released only when the server stops.
+			c.held.Add(-size)
 			c.busy.Add(-1)
 			c.inflight.Done()
 			c.refuse(f.Seq)
@@ -165,26 +166,73 @@ func (c *conn) serve() {
 	}
 }
 
-// finished counts a response written. During a Shutdown, the last one
-// owed wakes the reader, which kept reading only to refuse new requests.
-func (c *conn) finished() {
+// finished counts a response written, for a request of size bytes. It
+// makes room for the reader if it waits for some. During a Shutdown, the
+// last response owed wakes the reader, which kept reading only to refuse
+// new requests.
+func (c *conn) finished(size int64) {
+	c.held.Add(-size)
 	if c.busy.Add(-1) == 0 && c.srv.shuttingDown() {
 		c.wakeIfIdle()
 	}
+	if c.waiting.Load() {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
 }
+
+// full reports whether the connection is at one of its bounds: as many
+// calls in flight as it may have, or as many bytes held.
+func (c *conn) full() bool {
+	o := &c.srv.opts
+	return (o.maxConnCalls > 0 && int(c.busy.Load()) >= o.maxConnCalls) ||
+		(o.maxConnBytes > 0 && c.held.Load() >= int64(o.maxConnBytes))
+}
+
+// waitForRoom waits until the connection may take another request. Until
+// then nothing is read from it: its requests wait in the socket, and TCP
+// stops its client from sending more. It returns false if the connection
+// is gone meanwhile. A reader that reads nothing cannot see its peer's
+// close behind the requests it has not read, so it asks the kernel now
+// and then (peerGone).
+func (c *conn) waitForRoom() bool {
+	var tick *time.Ticker
+	for c.full() {
+		c.waiting.Store(true)
+		// Checked again once waiting is set: a call that ended before
+		// finished could see it has made its room known.
+		if c.full() {
+			if tick == nil {
+				tick = time.NewTicker(peerCheck)
+				defer tick.Stop()
+			}
+			select {
+			case <-c.room:
+			case <-tick.C:
+				if peerGone(c.nc) {
+					c.srv.log.Debug("rpc: the peer closed a connection that waits for room", "conn", c.id)
+					c.cancel()
+				}
+			case <-c.ctx.Done():
+				c.waiting.Store(false)
+				return false
+			}
+		}
+		c.waiting.Store(false)
+	}
+	return true
+}
+
+// peerCheck is how often a reader waiting for room asks whether its peer
+// has closed the connection.
+const peerCheck = 100 * time.Millisecond
 
 // refuse answers a request that will not run because the server is
 // stopping: code 14, which tells the client it is safe to retry.
 func (c *conn) refuse(seq uint32) {
 	c.writeResponse(seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
-}
-
-// closeMeta is the meta of a response after which the server closes the
-// connection: it says so (rpc.ConnectionClose), so that the client sends
-// nothing more on it.
-func closeMeta(code codes.Code, msg string) *meta.ResponseMeta {
-	return &meta.ResponseMeta{Code: uint32(code), Message: msg,
-		Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}}
 }
 
 // readRequest waits up to the idle timeout for a request's first byte, then
@@ -313,86 +361,52 @@ func (c *conn) keepWaiting() bool {
 	return !s.shuttingDown()
 }
 
-// handle decodes a request's meta, finds its method and runs it. It returns
-// the response meta and, on success, the reply.
-func (c *conn) handle(seq uint32, metaBytes, body []byte) (*meta.ResponseMeta, proto.Message) {
-	s := c.srv
-	req, err := codec.DecodeRequestMeta(metaBytes)
-	if err != nil {
-		return errorMeta(status.Errorf(codes.InvalidArgument, "rpc: cannot decode the request meta: %v", err)), nil
-	}
-	svc, md, err := s.lookup(c.only, req.Service, req.Method)
-	if err != nil {
-		s.log.Debug("rpc: unknown method", "conn", c.id, "seq", seq, "service", req.Service, "method", req.Method)
-		return errorMeta(err), nil
-	}
-
-	ctx := s.baseCtx
-	if len(req.Metadata) > 0 {
-		ctx = rpc.WithIncomingMetadata(ctx, req.Metadata)
-	}
-	timeout := codec.Timeout(req.TimeoutMs)
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-
-	reply, err := s.invoke(ctx, svc, md, body)
-	if timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// The caller has given up: whatever the handler produced after the
-		// deadline is dropped, and the one response says so.
-		return errorMeta(status.Errorf(codes.DeadlineExceeded, "rpc: deadline of %v passed in the handler", timeout)), nil
-	}
-	if err != nil {
-		s.log.Debug("rpc: handler error", "conn", c.id, "seq", seq, "service", req.Service, "method", req.Method, "err", err)
-		return errorMeta(err), nil
-	}
-	return &meta.ResponseMeta{}, reply
-}
-
-// errorMeta turns an error into response meta: its code if it carries one,
-// else Unknown.
-func errorMeta(err error) *meta.ResponseMeta {
-	se, _ := status.FromError(err)
-	return &meta.ResponseMeta{Code: uint32(se.Code()), Message: se.Message()}
-}
-
-// writeResponse writes one response frame, in one write. A reply too big for
-// the frame limit is replaced by a code 8 error.
+// writeResponse writes one response frame, in one write, under wmu.
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
 	s := c.srv
-	bp := codec.GetBuffer()
-	buf, err := codec.AppendFrame((*bp)[:0], codec.TypeResponse, seq, rm, reply, s.opts.maxFrameSize)
-	if err != nil {
-		s.log.Warn("rpc: cannot encode response", "conn", c.id, "seq", seq, "err", err)
-		code := codes.Internal
-		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
-			code = codes.ResourceExhausted
-		}
-		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error()}
-		if buf, err = codec.AppendFrame(buf[:0], codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
-			codec.PutBuffer(bp)
-			return
-		}
-	}
-	if c.out != nil {
-		// Queued for the connection's writev, with the other responses
-		// ready for it; the buffer comes back to the pool once written.
-		if err := c.out.Send(buf); err != nil {
-			s.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)
-		}
+	bp := c.encodeResponse(seq, rm, reply)
+	if bp == nil {
 		return
 	}
-	*bp = buf
 	defer codec.PutBuffer(bp)
+	buf := *bp
+	// Held until written: a response waiting for the socket counts
+	// against the connection's bytes.
+	n := int64(len(buf))
+	c.held.Add(n)
+	defer c.held.Add(-n)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(deadline(s.opts.writeTimeout))
-	if _, err := c.nc.Write(buf); err != nil {
-		s.log.Debug("rpc: write failed", "conn", c.id, "seq", seq, "err", err)
+	if c.werr != nil {
+		return // the connection has failed: nobody would read this
+	}
+	if err := c.write(buf); err != nil {
+		// A peer that takes nothing for the write timeout, or a broken
+		// connection: close it. The reader stops, the calls still running
+		// are cancelled, and the responses waiting for wmu are dropped
+		// rather than each waiting out the timeout in turn.
+		c.werr = err
+		s.log.Debug("rpc: write failed; closing the connection", "conn", c.id, "seq", seq, "err", err)
+		c.nc.Close()
+		c.cancel()
+		return
 	}
 	c.lastResponse.Store(time.Now().UnixNano())
+}
+
+// write writes buf whole. The write timeout bounds each wait for the peer
+// to take bytes, not the whole write: a peer that reads, however slowly,
+// gets its response, and one that takes nothing for the write timeout is
+// cut off.
+func (c *conn) write(buf []byte) error {
+	for {
+		c.nc.SetWriteDeadline(deadline(c.srv.opts.writeTimeout))
+		n, err := c.nc.Write(buf)
+		if err == nil || n == 0 || !isTimeout(err) {
+			return err
+		}
+		buf = buf[n:]
+	}
 }
 
 // lingerClose half-closes the connection and discards what the peer still

@@ -119,7 +119,7 @@ func TestRequestStartedBeforeShutdown(t *testing.T) {
 	srvSide, cliSide := net.Pipe()
 	defer srvSide.Close()
 	defer cliSide.Close()
-	c := &conn{srv: s, nc: srvSide, id: 1}
+	c := s.newConn(srvSide, nil)
 	frame, err := codec.AppendFrame(nil, codec.TypeRequest, 7,
 		&meta.RequestMeta{Service: "myrpc.echo.Echo", Method: "Echo"}, &echo.EchoRequest{Payload: []byte("started")}, 1<<20)
 	if err != nil {

@@ -21,7 +21,14 @@ type options struct {
 	// services holds the addresses ListenAndServe listens on.
 	services []config.Service
 
+	// maxTimeout bounds one call.
+	maxTimeout time.Duration
+
 	workers int
+
+	// The bounds of one connection.
+	maxConnCalls int
+	maxConnBytes int
 }
 
 func defaultOptions() options {
@@ -33,6 +40,9 @@ func defaultOptions() options {
 		maxConns:     10000,
 
 		workers: 10000,
+
+		maxConnCalls: 1024,
+		maxConnBytes: 4 << 20,
 	}
 }
 
@@ -76,6 +86,14 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
+// WithMaxTimeout caps the time a handler may run: a request whose
+// timeout_ms is 0 (no deadline) or longer runs with this deadline instead.
+// 0 means no cap: a request without a deadline runs until its handler
+// returns, or until its connection goes. Default: 0.
+func WithMaxTimeout(d time.Duration) Option {
+	return func(o *options) { o.maxTimeout = d }
+}
+
 // WithWorkers sets the size of the goroutine pool that runs handlers, which
 // caps the handlers running at once. When every worker is busy, a
 // connection's reader waits for one before it reads that connection's next
@@ -83,6 +101,26 @@ func WithLogger(l *slog.Logger) Option {
 // queueing without bound or refusing work. Default: 10000.
 func WithWorkers(n int) Option {
 	return func(o *options) { o.workers = n }
+}
+
+// WithMaxConnCalls caps the calls in flight on one connection, as HTTP/2's
+// max concurrent streams does. A connection at the cap is not read until
+// one of its calls has been answered: TCP pushes back on its client, and
+// the other connections' calls go on. The cap is at most half the workers
+// (WithWorkers), so that no connection can hold every worker. 0 means no
+// cap. Default: 1024.
+func WithMaxConnCalls(n int) Option {
+	return func(o *options) { o.maxConnCalls = n }
+}
+
+// WithMaxConnBytes caps the bytes one connection's calls hold at once: the
+// requests being handled, and the responses not yet written. A connection
+// at the cap is not read until a response has been written, so that a
+// client that sends requests and never reads the replies costs the server
+// this much memory and no more. A request is always read when the
+// connection holds nothing, however big. 0 means no cap. Default: 4 MiB.
+func WithMaxConnBytes(n int) Option {
+	return func(o *options) { o.maxConnBytes = n }
 }
 
 // WithConfig applies the settings of rpc.yaml's server section: every
@@ -104,8 +142,19 @@ func WithConfig(c config.Server) Option {
 		if c.MaxConns > 0 {
 			o.maxConns = c.MaxConns
 		}
+
+		if c.MaxTimeout > 0 {
+			o.maxTimeout = c.MaxTimeout
+		}
 		if c.Workers > 0 {
 			o.workers = c.Workers
+		}
+
+		if c.MaxConnCalls > 0 {
+			o.maxConnCalls = c.MaxConnCalls
+		}
+		if c.MaxConnBytes > 0 {
+			o.maxConnBytes = c.MaxConnBytes
 		}
 		o.services = append([]config.Service(nil), c.Services...)
 	}

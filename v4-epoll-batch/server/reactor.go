@@ -5,6 +5,8 @@ import (
 	"net"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/meta"
 	"myrpc/v4-epoll-batch/codec"
@@ -25,6 +27,8 @@ func (s *Server) serveReactor(lis net.Listener, only map[string]bool) error {
 		WriteTimeout: s.opts.writeTimeout,
 		Release:      codec.ReleaseBuffer,
 		Logger:       s.log,
+		MaxConnCalls: s.opts.maxConnCalls,
+		MaxConnBytes: s.opts.maxConnBytes,
 	}, &reactor{s: s, only: only})
 	if err != nil {
 		lis.Close()
@@ -53,26 +57,53 @@ type reactor struct {
 	only map[string]bool
 }
 
+// rconn is a connection served by the engine. Its calls run on the
+// workers, and their responses are queued on the engine's connection,
+// which its loop writes.
+type rconn struct {
+	link
+	pc *poller.Conn
+}
+
+// respond encodes a response and queues it for the connection's loop to
+// write; the buffer goes back to the pool once written.
+func (c *rconn) respond(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
+	bp := c.encodeResponse(seq, rm, reply)
+	if bp == nil {
+		return
+	}
+	if err := c.pc.Send(*bp); err != nil {
+		c.srv.log.Debug("rpc: connection closed before the response", "conn", c.id, "seq", seq, "err", err)
+	}
+}
+
 func (r *reactor) OnOpen(pc *poller.Conn) {
-	c := &conn{srv: r.s, id: r.s.connID.Add(1), only: r.only, out: pc}
+	c := &rconn{link: r.s.newLink(r.only), pc: pc}
 	pc.SetContext(c)
 	r.s.log.Debug("rpc: connection opened", "conn", c.id, "remote", pc.RemoteAddr())
 }
 
+// OnPeerClosed ends the calls still running for a peer that has gone.
+func (r *reactor) OnPeerClosed(pc *poller.Conn) {
+	pc.Context().(*rconn).cancel()
+}
+
 func (r *reactor) OnClose(pc *poller.Conn) {
-	r.s.log.Debug("rpc: connection closed", "conn", pc.Context().(*conn).id)
+	c := pc.Context().(*rconn)
+	c.cancel()
+	r.s.log.Debug("rpc: connection closed", "conn", c.id)
 }
 
 func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err error) {
 	s := r.s
-	c := pc.Context().(*conn)
+	c := pc.Context().(*rconn)
 	for {
 		f, n, need, err := codec.CutFrame(in[consumed:], codec.TypeRequest, s.opts.maxFrameSize)
 		if err != nil {
 			if !errors.Is(err, codec.ErrBadMagic) {
 				// The header is sound enough to name a sequence id: say
 				// why, then close, since the rest cannot be framed.
-				c.writeResponse(f.Seq, closeMeta(refusalCode(err), err.Error()), nil)
+				c.respond(f.Seq, closeMeta(refusalCode(err), err.Error()), nil)
 			}
 			return consumed, 0, err
 		}
@@ -82,7 +113,7 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 		consumed += n
 		s.framesIn.Add(1)
 		if s.shuttingDown() {
-			c.refuse(f.Seq)
+			c.respond(f.Seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
 			return consumed, 0, errStop
 		}
 		// The frame points into the engine's buffer, which the next read
@@ -91,19 +122,21 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 		copy(payload, f.Meta)
 		copy(payload[len(f.Meta):], f.Body)
 		seq, metaBytes, body := f.Seq, payload[:len(f.Meta)], payload[len(f.Meta):]
-		pc.Hold()
+		pc.Hold(n)
 		if err := s.workers.Submit(func() {
-			defer pc.Done()
 			rm, reply := c.handle(seq, metaBytes, body)
-			c.writeResponse(seq, rm, reply)
+			c.respond(seq, rm, reply)
+			pc.Done(n)
 		}); err != nil {
 			// Every worker is busy, and a reactor must not wait for one:
 			// the request is refused unrun, which a client may retry.
-			pc.Done()
-			c.writeResponse(seq, &meta.ResponseMeta{
-				Code:    uint32(codes.Unavailable),
-				Message: "rpc: server busy; the request was not run",
-			}, nil)
+			c.respond(seq, busyMeta(), nil)
+			pc.Done(n)
+		}
+		if pc.Full() {
+			// At the connection's bounds: the engine reads no more of it
+			// until calls have been answered.
+			return consumed, 0, nil
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/panjf2000/ants/v2"
 
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/meta"
 	"myrpc/v4-epoll-batch/config"
 	"myrpc/v4-epoll-batch/poller"
 )
@@ -89,6 +91,10 @@ func New(opts ...Option) *Server {
 	}
 	if o.maxConns > 0 {
 		s.slots = make(chan struct{}, o.maxConns)
+	}
+	if half := max(1, o.workers/2); o.workers > 0 && (o.maxConnCalls <= 0 || o.maxConnCalls > half) {
+		// No connection may hold every worker.
+		s.opts.maxConnCalls = half
 	}
 	s.services.Store(&map[string]*service{})
 	s.useReactor = reactorByDefault
@@ -215,7 +221,7 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 		// Tracked here, before its goroutine starts: a Shutdown that
 		// begins before that goroutine runs still waits for the
 		// connection and answers what it sent, rather than resetting it.
-		c := &conn{srv: s, nc: nc, id: s.connID.Add(1), only: only}
+		c := s.newConn(nc, only)
 		if !s.trackConn(c, true) {
 			nc.Close()
 			s.releaseSlot()
@@ -223,6 +229,13 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 		}
 		go s.serveConn(c)
 	}
+}
+
+// busyMeta is the meta of the answer to a request that finds every worker
+// busy: the pool never makes its caller wait (a reactor must not), so the
+// request is refused unrun, and a client may send it again.
+func busyMeta() *meta.ResponseMeta {
+	return &meta.ResponseMeta{Code: uint32(codes.Unavailable), Message: "rpc: server busy; the request was not run"}
 }
 
 // takeSlot waits for a free connection slot; false means the server is
