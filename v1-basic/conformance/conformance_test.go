@@ -32,6 +32,9 @@ var stage = rpctest.Stage{
 		if cfg.Logger != nil {
 			opts = append(opts, server.WithLogger(cfg.Logger))
 		}
+		if cfg.WriteTimeout > 0 {
+			opts = append(opts, server.WithWriteTimeout(cfg.WriteTimeout))
+		}
 		return server.New(opts...)
 	},
 	NewClient: func(addr string, cfg rpctest.ClientConfig) rpctest.Client {

@@ -33,6 +33,12 @@ var stage = rpctest.Stage{
 		if cfg.Logger != nil {
 			opts = append(opts, server.WithLogger(cfg.Logger))
 		}
+		if cfg.WriteTimeout > 0 {
+			opts = append(opts, server.WithWriteTimeout(cfg.WriteTimeout))
+		}
+		if cfg.Workers > 0 {
+			opts = append(opts, server.WithWorkers(cfg.Workers))
+		}
 		return server.New(opts...)
 	},
 	NewClient: func(addr string, cfg rpctest.ClientConfig) rpctest.Client {

@@ -112,3 +112,60 @@ func readRequestFrame(c net.Conn) (uint32, error) {
 	}
 	return binary.BigEndian.Uint32(h[4:]), nil
 }
+
+// deafServer accepts connections and never reads from them: a peer whose
+// receive buffers fill and stay full, so that whatever writes to it blocks.
+type deafServer struct {
+	addr string
+	lis  net.Listener
+	wg   sync.WaitGroup
+	// mu protects the fields below: conns, the connections accepted and
+	// not yet closed by close, and count, all those accepted.
+	mu    sync.Mutex
+	conns []net.Conn
+	count int
+}
+
+func newDeafServer(t *testing.T) *deafServer {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &deafServer{addr: lis.Addr().String(), lis: lis}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, nc)
+			s.count++
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+// accepted returns the number of connections accepted so far.
+func (s *deafServer) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// close closes the listener and every connection; it may be called more
+// than once.
+func (s *deafServer) close() {
+	s.lis.Close()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+}

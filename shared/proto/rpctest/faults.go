@@ -39,7 +39,7 @@ type faults struct {
 }
 
 func newFaults() *faults {
-	return &faults{release: make(chan struct{}), blockEnded: make(chan error, 1024)}
+	return &faults{release: make(chan struct{}), blockEnded: make(chan error, 4096)}
 }
 
 func (f *faults) releaseAll() { f.releaseOnce.Do(func() { close(f.release) }) }

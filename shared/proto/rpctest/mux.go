@@ -15,6 +15,7 @@ import (
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/status"
 )
 
 // fakeServer accepts connections and hands each request frame to answer,
@@ -367,4 +368,85 @@ func testR21Retry(t *testing.T, stage Stage) {
 			t.Fatalf("%d attempts reached the server; an attempt that timed out must be retried for an idempotent call", n)
 		}
 	})
+}
+
+// testR31AllRetired: a multiplexing client holds as many connections as
+// it may, each carrying a slow call, when the server shuts down and a new
+// one takes its port. Each connection is retired when the old server
+// refuses a call on it (code 14), but still counts until its slow call
+// has drained. Retired connections must not count against the limit: new
+// calls open fresh connections, to the new server, at once.
+func testR31AllRetired(t *testing.T, stage Stage) {
+	const (
+		// conns is the stages' default cap on connections to a server.
+		conns = 4
+		fast  = 2 * conns
+		bound = 500 * time.Millisecond
+	)
+	e := start(t, stage, ServerConfig{})
+	c := e.client(ClientConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// One at a time, so that each finds the connections before it busy
+	// and opens one more.
+	slow := make(chan error, conns)
+	for i := range conns {
+		go func() {
+			_, err := callFaults(ctx, c, "Block", &echo.EchoRequest{})
+			slow <- err
+		}()
+		if !waitFor(5*time.Second, func() bool { return e.faults.blocked.Load() == int64(i+1) }) {
+			t.Fatalf("slow call %d did not reach the handler", i+1)
+		}
+	}
+
+	// The old server drains the slow calls; e.shutdown would release
+	// them at once.
+	addr := e.addr
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- e.srv.Shutdown(ctx) }()
+	defer e.faults.releaseAll()
+	if !waitFor(2*time.Second, func() bool { return !canDial(addr) }) {
+		t.Fatal("the old server still accepts connections during Shutdown")
+	}
+	e2 := startAt(t, stage, ServerConfig{}, addr)
+
+	refused := 0
+	for i := range fast {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		start := time.Now()
+		reply, err := callFaults(cctx, c, "Count", &echo.EchoRequest{Payload: []byte("fast")})
+		d := time.Since(start)
+		ccancel()
+		switch {
+		case err == nil && string(reply.Payload) != "fast":
+			t.Fatalf("fast call %d: reply %q", i+1, reply.Payload)
+		case err == nil:
+		case status.Code(err) == codes.Unavailable && refused < conns:
+			// The old server refused it on a connection it drains: the
+			// client retires that connection.
+			refused++
+		default:
+			t.Fatalf("fast call %d failed after %v (%d refused before it by the old server): %v",
+				i+1, d.Round(time.Millisecond), refused, err)
+		}
+		if d > bound {
+			t.Fatalf("fast call %d took %v; want within %v", i+1, d.Round(time.Millisecond), bound)
+		}
+	}
+	if n := e2.faults.calls.Load(); n != int64(fast-refused) {
+		t.Fatalf("the new server ran %d of the %d fast calls that succeeded", n, fast-refused)
+	}
+	t.Logf("%d fast calls: %d refused by the old server, %d answered by the new one", fast, refused, fast-refused)
+
+	// The slow calls were never cut short.
+	e.faults.releaseAll()
+	for range conns {
+		if err := <-slow; err != nil {
+			t.Fatalf("a slow call on a retired connection: %v", err)
+		}
+	}
+	if err := <-shutdownDone; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 }

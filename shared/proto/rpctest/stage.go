@@ -32,6 +32,12 @@ type ServerConfig struct {
 	IdleTimeout  time.Duration
 	MaxConns     int
 	Logger       *slog.Logger
+
+	// WriteTimeout bounds the writing of a response (WithWriteTimeout).
+	// Workers is the size of the pool that runs the handlers (V2 on:
+	// WithWorkers); a stage without a pool ignores it.
+	WriteTimeout time.Duration
+	Workers      int
 }
 
 // ClientConfig holds the client settings a test needs to choose. A zero
