@@ -43,6 +43,10 @@ type Server struct {
 	// Serve, so that a server never served starts no goroutines.
 	workers     *ants.Pool
 	workersOnce sync.Once
+	// freeWorkers holds a token for each worker taken, so that a
+	// connection's reader can wait for a free worker and watch its
+	// connection at once; nil when the pool has no bound.
+	freeWorkers chan struct{}
 
 	// mu protects the fields below, and serialises Register.
 	mu         sync.Mutex
@@ -75,6 +79,9 @@ func New(opts ...Option) *Server {
 	}
 	if o.maxConns > 0 {
 		s.slots = make(chan struct{}, o.maxConns)
+	}
+	if o.workers > 0 {
+		s.freeWorkers = make(chan struct{}, o.workers)
 	}
 	if half := max(1, o.workers/2); o.workers > 0 && (o.maxConnCalls <= 0 || o.maxConnCalls > half) {
 		// No connection may hold every worker.
@@ -199,6 +206,13 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 			return ErrServerClosed
 		}
 		go s.serveConn(c)
+	}
+}
+
+// releaseWorker gives back the token of a worker whose call has ended.
+func (s *Server) releaseWorker() {
+	if s.freeWorkers != nil {
+		<-s.freeWorkers
 	}
 }
 

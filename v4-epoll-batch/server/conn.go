@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/panjf2000/ants/v2"
 	"google.golang.org/protobuf/proto"
 
 	"myrpc/shared/proto/codes"
@@ -127,6 +126,9 @@ func (c *conn) serve() {
 			return
 		}
 		size := int64(codec.HeaderLen + len(f.Meta) + len(f.Body))
+		if !c.takeWorker() {
+			return
+		}
 		c.inflight.Add(1)
 		c.busy.Add(1)
 		c.held.Add(size)
@@ -136,16 +138,9 @@ func (c *conn) serve() {
 			rm, reply := c.handle(f.Seq, f.Meta, f.Body)
 			c.writeResponse(f.Seq, rm, reply)
 		})
-		if errors.Is(err, ants.ErrPoolOverload) {
-			// Every worker is busy: refused unrun, as the reactor does.
-			c.held.Add(-size)
-			c.busy.Add(-1)
-			c.inflight.Done()
-			c.writeResponse(f.Seq, busyMeta(), nil)
-			continue
-		}
 		if err != nil {
 			// The pool is released only when the server stops.
+			c.srv.releaseWorker()
 			c.held.Add(-size)
 			c.busy.Add(-1)
 			c.inflight.Done()
@@ -171,6 +166,7 @@ func (c *conn) serve() {
 // last response owed wakes the reader, which kept reading only to refuse
 // new requests.
 func (c *conn) finished(size int64) {
+	c.srv.releaseWorker()
 	c.held.Add(-size)
 	if c.busy.Add(-1) == 0 && c.srv.shuttingDown() {
 		c.wakeIfIdle()
@@ -194,9 +190,7 @@ func (c *conn) full() bool {
 // waitForRoom waits until the connection may take another request. Until
 // then nothing is read from it: its requests wait in the socket, and TCP
 // stops its client from sending more. It returns false if the connection
-// is gone meanwhile. A reader that reads nothing cannot see its peer's
-// close behind the requests it has not read, so it asks the kernel now
-// and then (peerGone).
+// is gone meanwhile.
 func (c *conn) waitForRoom() bool {
 	var tick *time.Ticker
 	for c.full() {
@@ -211,10 +205,7 @@ func (c *conn) waitForRoom() bool {
 			select {
 			case <-c.room:
 			case <-tick.C:
-				if peerGone(c.nc) {
-					c.srv.log.Debug("rpc: the peer closed a connection that waits for room", "conn", c.id)
-					c.cancel()
-				}
+				c.checkPeer()
 			case <-c.ctx.Done():
 				c.waiting.Store(false)
 				return false
@@ -225,8 +216,45 @@ func (c *conn) waitForRoom() bool {
 	return true
 }
 
-// peerCheck is how often a reader waiting for room asks whether its peer
-// has closed the connection.
+// takeWorker waits for a worker to be free for the request just read, as
+// the pool would, but watching the connection meanwhile. It returns false
+// if the connection is gone first.
+func (c *conn) takeWorker() bool {
+	free := c.srv.freeWorkers
+	if free == nil {
+		return true // no bound on the workers
+	}
+	select {
+	case free <- struct{}{}:
+		return true
+	default:
+	}
+	tick := time.NewTicker(peerCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case free <- struct{}{}:
+			return true
+		case <-tick.C:
+			c.checkPeer()
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// checkPeer ends the connection's calls if its peer has closed it. A
+// reader that waits reads nothing, so it cannot see the close behind the
+// requests it has not read: it asks the kernel now and then (peerGone).
+func (c *conn) checkPeer() {
+	if peerGone(c.nc) {
+		c.srv.log.Debug("rpc: the peer closed a connection that waits", "conn", c.id)
+		c.cancel()
+	}
+}
+
+// peerCheck is how often a reader that waits asks whether its peer has
+// closed the connection.
 const peerCheck = 100 * time.Millisecond
 
 // refuse answers a request that will not run because the server is

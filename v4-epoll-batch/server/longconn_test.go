@@ -14,7 +14,6 @@ import (
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
-	"myrpc/shared/proto/services"
 	"myrpc/v4-epoll-batch/codec"
 )
 
@@ -54,6 +53,21 @@ func wantReply(t *testing.T, f codec.Frame, rm *meta.ResponseMeta, m proto.Messa
 	}
 	if err := proto.Unmarshal(f.Body, m); err != nil {
 		t.Fatalf("response %d: body: %v", f.Seq, err)
+	}
+}
+
+// wantSilence checks that nothing arrives on nc for d: no reply, no error
+// reply, no close.
+func wantSilence(t *testing.T, nc net.Conn, d time.Duration) {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 64)
+	n, err := nc.Read(buf)
+	if n > 0 {
+		t.Fatalf("received % x, want nothing for %v", buf[:n], d)
+	}
+	if !isTimeout(err) {
+		t.Fatalf("read: %v, want nothing for %v", err, d)
 	}
 }
 
@@ -182,59 +196,52 @@ func TestIdleTimeoutOwedResponse(t *testing.T) {
 	}
 }
 
-// TestWorkersFull: when every worker is busy, the next request is refused
-// at once with code 14 (not run, safe to retry): V4's choice, on both of
-// its paths, since a reactor must never wait for a worker.
+// TestWorkersFull: when every worker is busy, the next request waits for
+// one, unanswered, instead of being queued without bound or refused.
 func TestWorkersFull(t *testing.T) {
-	for _, reactor := range []bool{false, true} {
-		for _, tt := range []struct {
-			name    string
-			workers int
-			// refused is true when the Hello finds no worker free.
-			refused bool
-		}{
-			{"one worker, busy", 1, true},
-			{"a worker free", 2, false},
-		} {
-			t.Run(fmt.Sprintf("reactor=%v/%s", reactor, tt.name), func(t *testing.T) {
-				s := New(WithLogger(quietLogger()), WithWorkers(tt.workers))
-				s.useReactor = reactor
-				helloworld.RegisterGreeterServer(s, services.Greeter{})
-				ts := serveOn(t, s)
-				b := newBlockingService()
-				if err := ts.Register(b.desc(), b); err != nil {
-					t.Fatal(err)
-				}
-				// Runs before the server's cleanup, so that the handler ends.
-				t.Cleanup(b.unblock)
-				blocked := dial(t, ts.addr)
-				write(t, blocked, requestFrame(t, 1, "test.Blocking", "Block", &echo.EchoRequest{}))
-				select {
-				case <-b.started:
-				case <-time.After(5 * time.Second):
-					t.Fatal("the blocking handler did not start")
-				}
+	tests := []struct {
+		name    string
+		workers int
+		// waits is true when the Hello must wait for the blocked handler.
+		waits bool
+	}{
+		{"one worker, busy", 1, true},
+		{"a worker free", 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, WithWorkers(tt.workers))
+			b := newBlockingService()
+			if err := ts.Register(b.desc(), b); err != nil {
+				t.Fatal(err)
+			}
+			// Runs before the server's cleanup, so that the handler ends.
+			t.Cleanup(b.unblock)
+			blocked := dial(t, ts.addr)
+			write(t, blocked, requestFrame(t, 1, "test.Blocking", "Block", &echo.EchoRequest{}))
+			select {
+			case <-b.started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the blocking handler did not start")
+			}
 
-				nc := dial(t, ts.addr)
-				write(t, nc, helloFrame(t, 7, "there"))
-				f, rm := readResponse(t, nc, 5*time.Second)
-				if tt.refused {
-					if f.Seq != 7 || codes.Code(rm.Code) != codes.Unavailable {
-						t.Fatalf("response %d, code %d %q; want 7, code 14", f.Seq, rm.Code, rm.Message)
-					}
-				} else {
-					var reply helloworld.HelloReply
-					wantReply(t, f, rm, &reply)
-					if f.Seq != 7 || reply.Msg != "Hello there" {
-						t.Fatalf("response %d %q, want 7 %q", f.Seq, reply.Msg, "Hello there")
-					}
-				}
+			nc := dial(t, ts.addr)
+			write(t, nc, helloFrame(t, 7, "there"))
+			if tt.waits {
+				wantSilence(t, nc, 300*time.Millisecond)
 				b.unblock()
-				if f, rm := readResponse(t, blocked, 5*time.Second); f.Seq != 1 || rm.Code != 0 {
-					t.Fatalf("the blocked call: response %d, code %d %q", f.Seq, rm.Code, rm.Message)
-				}
-			})
-		}
+			}
+			f, rm := readResponse(t, nc, 5*time.Second)
+			var reply helloworld.HelloReply
+			wantReply(t, f, rm, &reply)
+			if f.Seq != 7 || reply.Msg != "Hello there" {
+				t.Fatalf("response %d %q, want 7 %q", f.Seq, reply.Msg, "Hello there")
+			}
+			b.unblock()
+			if f, rm := readResponse(t, blocked, 5*time.Second); f.Seq != 1 || rm.Code != 0 {
+				t.Fatalf("the blocked call: response %d, code %d %q", f.Seq, rm.Code, rm.Message)
+			}
+		})
 	}
 }
 
@@ -251,10 +258,7 @@ var panicDesc = rpc.ServiceDesc{
 // TestPanicInWorker: a handler that panics on the only worker is answered
 // 13, and the worker and the connection go on serving.
 func TestPanicInWorker(t *testing.T) {
-	// Two workers: with one, the next request can arrive while the worker
-	// that answered the last is still on its way back to the pool, and V4
-	// refuses a request that finds no worker free.
-	ts := startServer(t, WithWorkers(2))
+	ts := startServer(t, WithWorkers(1))
 	if err := ts.Register(&panicDesc, struct{}{}); err != nil {
 		t.Fatal(err)
 	}

@@ -122,16 +122,24 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 		copy(payload, f.Meta)
 		copy(payload[len(f.Meta):], f.Body)
 		seq, metaBytes, body := f.Seq, payload[:len(f.Meta)], payload[len(f.Meta):]
+		if !s.takeWorkerNow() {
+			// Every worker is busy, and a reactor must not wait for one:
+			// the request is refused unrun, which a client may retry.
+			c.respond(seq, busyMeta(), nil)
+			continue
+		}
 		pc.Hold(n)
 		if err := s.workers.Submit(func() {
+			defer s.releaseWorker()
 			rm, reply := c.handle(seq, metaBytes, body)
 			c.respond(seq, rm, reply)
 			pc.Done(n)
 		}); err != nil {
-			// Every worker is busy, and a reactor must not wait for one:
-			// the request is refused unrun, which a client may retry.
-			c.respond(seq, busyMeta(), nil)
+			// The pool is released only when the server stops.
+			s.releaseWorker()
+			c.respond(seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
 			pc.Done(n)
+			return consumed, 0, errStop
 		}
 		if pc.Full() {
 			// At the connection's bounds: the engine reads no more of it

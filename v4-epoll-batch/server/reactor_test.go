@@ -2,7 +2,15 @@
 
 package server
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/services"
+)
 
 // TestReactor runs the tests of a connection's bounds, and of its calls'
 // end with it, against the epoll engine: the engine stops reading a
@@ -25,5 +33,60 @@ func TestReactor(t *testing.T) {
 		{"MaxTimeout", TestMaxTimeout},
 	} {
 		t.Run(tt.name, tt.fn)
+	}
+}
+
+// TestReactorWorkersFull: when every worker is busy, the reactor refuses
+// the next request at once with code 14 (not run, safe to retry), since it
+// must never wait for a worker; the goroutine path waits for one, as V3
+// does (TestWorkersFull).
+func TestReactorWorkersFull(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		workers int
+		// refused is true when the Hello finds no worker free.
+		refused bool
+	}{
+		{"one worker, busy", 1, true},
+		{"a worker free", 2, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(WithLogger(quietLogger()), WithWorkers(tt.workers))
+			s.useReactor = true
+			helloworld.RegisterGreeterServer(s, services.Greeter{})
+			ts := serveOn(t, s)
+			b := newBlockingService()
+			if err := ts.Register(b.desc(), b); err != nil {
+				t.Fatal(err)
+			}
+			// Runs before the server's cleanup, so that the handler ends.
+			t.Cleanup(b.unblock)
+			blocked := dial(t, ts.addr)
+			write(t, blocked, requestFrame(t, 1, "test.Blocking", "Block", &echo.EchoRequest{}))
+			select {
+			case <-b.started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the blocking handler did not start")
+			}
+
+			nc := dial(t, ts.addr)
+			write(t, nc, helloFrame(t, 7, "there"))
+			f, rm := readResponse(t, nc, 5*time.Second)
+			if tt.refused {
+				if f.Seq != 7 || codes.Code(rm.Code) != codes.Unavailable {
+					t.Fatalf("response %d, code %d %q; want 7, code 14", f.Seq, rm.Code, rm.Message)
+				}
+			} else {
+				var reply helloworld.HelloReply
+				wantReply(t, f, rm, &reply)
+				if f.Seq != 7 || reply.Msg != "Hello there" {
+					t.Fatalf("response %d %q, want 7 %q", f.Seq, reply.Msg, "Hello there")
+				}
+			}
+			b.unblock()
+			if f, rm := readResponse(t, blocked, 5*time.Second); f.Seq != 1 || rm.Code != 0 {
+				t.Fatalf("the blocked call: response %d, code %d %q", f.Seq, rm.Code, rm.Message)
+			}
+		})
 	}
 }

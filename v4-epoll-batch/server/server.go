@@ -51,6 +51,10 @@ type Server struct {
 	// Serve, so that a server never served starts no goroutines.
 	workers     *ants.Pool
 	workersOnce sync.Once
+	// freeWorkers holds a token for each worker taken, so that a
+	// connection's reader can wait for a free worker and watch its
+	// connection at once; nil when the pool has no bound.
+	freeWorkers chan struct{}
 
 	// useReactor serves with the epoll engine (Linux) instead of a
 	// goroutine per connection. engines are the engines serving, and
@@ -91,6 +95,9 @@ func New(opts ...Option) *Server {
 	}
 	if o.maxConns > 0 {
 		s.slots = make(chan struct{}, o.maxConns)
+	}
+	if o.workers > 0 {
+		s.freeWorkers = make(chan struct{}, o.workers)
 	}
 	if half := max(1, o.workers/2); o.workers > 0 && (o.maxConnCalls <= 0 || o.maxConnCalls > half) {
 		// No connection may hold every worker.
@@ -167,9 +174,12 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 	s.workersOnce.Do(func() {
 		// A size of 0 or less makes an unbounded pool. NewPool fails only
 		// on bad options, and none are passed. The pool never blocks its
-		// caller: a reactor must not wait, so a request that finds every
-		// worker busy is answered 14 at once (see reactor.go).
-		s.workers, _ = ants.NewPool(s.opts.workers, ants.WithNonblocking(true))
+		// caller, since a reactor must not wait: the tokens of freeWorkers
+		// bound the calls, and a reactor that finds none answers 14 at once
+		// (see reactor.go). The pool has room for twice as many workers, so
+		// that a worker that has given its token back, and is on its way
+		// back to the pool, is never taken for a full pool.
+		s.workers, _ = ants.NewPool(2*s.opts.workers, ants.WithNonblocking(true))
 	})
 	if _, tcp := lis.(*net.TCPListener); s.useReactor && tcp {
 		return s.serveReactor(lis, only)
@@ -228,6 +238,26 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 			return ErrServerClosed
 		}
 		go s.serveConn(c)
+	}
+}
+
+// takeWorkerNow takes a worker's token if one is free, without waiting.
+func (s *Server) takeWorkerNow() bool {
+	if s.freeWorkers == nil {
+		return true
+	}
+	select {
+	case s.freeWorkers <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// releaseWorker gives back the token of a worker whose call has ended.
+func (s *Server) releaseWorker() {
+	if s.freeWorkers != nil {
+		<-s.freeWorkers
 	}
 }
 
