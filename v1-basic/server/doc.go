@@ -7,5 +7,7 @@
 // checked before anything is allocated, a frame must arrive whole within
 // the frame timeout of its first byte, the number of connections is capped,
 // accept errors such as EMFILE back off instead of spinning, a panicking
-// handler is answered with code 13, and Shutdown lets calls in flight finish.
+// handler is answered with code 13, Shutdown lets calls in flight finish, a
+// write that the peer takes nothing of for the write timeout is cut off,
+// and a call's context is cancelled when its peer closes the connection.
 package server

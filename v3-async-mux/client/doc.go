@@ -7,6 +7,8 @@
 // (package async). A call may be retried, with exponential backoff, when
 // that cannot run it twice behind its caller's back (RetryPolicy). The
 // call's context deadline is sent to the server as timeout_ms and bounds
-// every step on the client, retries included, so every call ends with a
-// reply, an error or its deadline.
+// every step on the client, retries included: the wait for a connection,
+// the wait for another call's write to finish (a call that gives up there
+// has sent nothing), and its own write. So every call ends with a reply, an
+// error or its deadline, and InvokeAsync returns its future at once.
 package client

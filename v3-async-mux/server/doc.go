@@ -10,6 +10,10 @@
 // frame is checked before anything is allocated, a frame must arrive whole
 // within the frame timeout of its first byte, the number of connections is
 // capped, accept errors such as EMFILE back off instead of spinning, a
-// panicking handler is answered with code 13, and Shutdown lets calls in
-// flight finish.
+// panicking handler is answered with code 13, Shutdown lets calls in flight
+// finish, and a call's context is cancelled when its peer goes. And since
+// a connection now carries many calls, it is bounded: calls in flight and
+// bytes held per connection (past either, the connection is not read, and
+// TCP pushes back), never more than half the workers, and a peer that
+// takes nothing for the write timeout is cut off.
 package server

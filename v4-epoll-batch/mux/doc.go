@@ -2,8 +2,10 @@
 // small set of such connections per server.
 //
 // A Conn gives every call a sequence id that no other call in flight on it
-// holds, writes the call's request frame whole (writes never interleave),
-// and keeps the call's completion in a pending table under that id. One
+// holds, queues the call's request frame for the connection's writer
+// goroutine, which writes what is queued several frames per writev (frames
+// never interleave), and keeps the call's completion in a pending table
+// under that id. One
 // reader goroutine per connection reads every response and hands it to the
 // call whose id it carries; a response that no call waits for (late,
 // duplicated, or never asked for) is dropped and counted, never delivered
