@@ -349,7 +349,7 @@ func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Mess
 		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
 			code = codes.ResourceExhausted
 		}
-		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error()}
+		rm = &meta.ResponseMeta{Code: uint32(code), Message: "rpc: cannot send the response: " + err.Error(), Metadata: rm.Metadata}
 		if buf, err = codec.AppendFrame(buf[:0], codec.TypeResponse, seq, rm, nil, s.opts.maxFrameSize); err != nil {
 			return
 		}
