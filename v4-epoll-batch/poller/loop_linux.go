@@ -161,7 +161,7 @@ func (l *loop) read(c *Conn) {
 			target = l.scratch
 		} else {
 			if len(c.in) == cap(c.in) {
-				grown := make([]byte, len(c.in), max(c.need, 2*cap(c.in), minInput))
+				grown := make([]byte, len(c.in), inputSize(len(c.in), c.need))
 				copy(grown, c.in)
 				c.in = grown
 			}
@@ -219,7 +219,7 @@ func (l *loop) read(c *Conn) {
 		case len(c.in) == 0:
 			// The partial frame moves from the scratch buffer to the
 			// connection's own.
-			c.in = append(make([]byte, 0, max(need, minInput)), rest...)
+			c.in = append(make([]byte, 0, inputSize(len(rest), need)), rest...)
 			c.partialSince = time.Now()
 		default:
 			n := copy(c.in, rest)
@@ -277,6 +277,17 @@ func (l *loop) closeIdle() {
 		}
 		l.closeIfIdle(c)
 	}
+}
+
+// inputSize is the size of a connection's own buffer that holds have bytes
+// of a frame of need bytes and must make room for more: twice what has
+// arrived, but no more than need, and at least minInput. The buffer grows
+// with the bytes that arrive, not with the length a header promised.
+func inputSize(have, need int) int {
+	if need <= have {
+		need = 2 * have // not a frame's size: grow all the same
+	}
+	return max(min(2*have, need), minInput)
 }
 
 // readUnreported reads what c has received that epoll has not reported
