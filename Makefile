@@ -47,8 +47,23 @@ run-v4: ## the same for V4: the epoll server and batched writes
 
 ##@ Check
 
+# The steps of make test, in order.
+TEST_STEPS := lint proto-check diff-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick
+
+# make test runs its steps and then fails if they changed a tracked file: a
+# go command that rewrites go.work.sum, a generator that writes into the
+# tree. The tree as it was before the run (git stash create records it
+# without touching the stash) is what the run is held to, so changes made
+# before it do not count.
 .PHONY: test
-test: lint proto-check diff-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick ## everything CI runs
+test: ## everything CI runs; fails if the run changed a tracked file
+	@before=$$(git stash create); before=$${before:-HEAD}; \
+	 $(MAKE) --no-print-directory $(TEST_STEPS); \
+	 if [ -n "$$(git diff --name-only $$before --)" ]; then \
+	   echo "make test changed tracked files (commit what a go command settled, or fix the step that writes):"; \
+	   git diff --stat $$before --; git diff $$before -- | head -40; exit 1; \
+	 fi; \
+	 echo "tree-check: make test changed no tracked file"
 
 .PHONY: gotest
 gotest: ## go test -race over every module
