@@ -11,7 +11,21 @@ for m in "$@"; do
   for pkg in $(go list ./...); do
     for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
       echo "== fuzz $pkg $target ($fuzztime)"
-      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz.$$ 2>&1 || { cat /tmp/fuzz.$$; rm -f /tmp/fuzz.$$; exit 1; }
+      if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz.$$ 2>&1; then
+        # With a duration, Go 1.26's fuzzing coordinator can fail a healthy
+        # target as the time runs out, with "context deadline exceeded" and
+        # no failing input (golang/go#75804, fixed in Go 1.27). A real
+        # failure always writes its input. So a run that ends that way
+        # counts as passed once the target's corpus passes again.
+        if grep -q 'context deadline exceeded' /tmp/fuzz.$$ && ! grep -q 'Failing input written to' /tmp/fuzz.$$ &&
+          go test -count=1 -run "^${target}\$" "$pkg" >/dev/null 2>&1; then
+          grep '^fuzz: elapsed' /tmp/fuzz.$$ | tail -n 1 || true
+          echo "ok (the fuzzing coordinator failed on its own deadline, golang/go#75804; no failing input, and the corpus passes)"
+          continue
+        else
+          cat /tmp/fuzz.$$; rm -f /tmp/fuzz.$$; exit 1
+        fi
+      fi
       tail -n 1 /tmp/fuzz.$$
     done
   done

@@ -3,6 +3,7 @@ package codec_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"runtime"
@@ -337,6 +338,103 @@ func TestReadFrameHugeHeaderAllocatesLittle(t *testing.T) {
 				t.Fatalf("ReadFrame of a refused header made %v allocations per call, want a handful", n)
 			}
 		})
+	}
+}
+
+// TestReadFramePromiseCostsLittle: a header that passes the checks is
+// still only a promise. Sixteen bytes promising 4 MiB, followed by little
+// or nothing, must not make the reader reserve 4 MiB: its buffer grows
+// with the bytes that arrive.
+func TestReadFramePromiseCostsLittle(t *testing.T) {
+	tests := []struct {
+		name string
+		h    codec.Header
+		// sent is how many bytes of the payload arrive before the end.
+		sent int
+	}{
+		{"body, nothing after the header", request(1, 0, codec.DefaultMaxFrameSize), 0},
+		{"meta and body, nothing after the header", request(1, codec.MaxMetaLen, codec.DefaultMaxFrameSize-codec.MaxMetaLen), 0},
+		{"body, one byte", request(1, 0, codec.DefaultMaxFrameSize), 1},
+		{"body, 100 KiB", request(1, 0, codec.DefaultMaxFrameSize), 100 << 10},
+	}
+	const runs = 20
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append(header(tt.h), make([]byte, tt.sent)...)
+			r := bytes.NewReader(in)
+			read := func() {
+				r.Reset(in)
+				if _, err := codec.ReadFrame(r, codec.TypeRequest, codec.DefaultMaxFrameSize); !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("ReadFrame of a frame cut short = %v, want io.ErrUnexpectedEOF", err)
+				}
+			}
+			read()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range runs {
+				read()
+			}
+			runtime.ReadMemStats(&after)
+			// The first 64 KiB, and then at most twice what arrived for
+			// each doubling: far below the 4 MiB promised.
+			limit := uint64(64<<10 + 4*tt.sent + 16<<10)
+			if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > limit {
+				t.Fatalf("ReadFrame allocated %d bytes per call for %d bytes received, want at most %d", per, tt.sent, limit)
+			}
+		})
+	}
+}
+
+// TestReadFrameSizes: frames on either side of the reader's growth steps
+// arrive whole, read at once or a little at a time, and a frame of up to
+// 64 KiB costs the reader one allocation.
+func TestReadFrameSizes(t *testing.T) {
+	sizes := []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 128<<10 + 7, 1 << 20, codec.DefaultMaxFrameSize}
+	readers := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"at once", func(r io.Reader) io.Reader { return r }},
+		{"half reads", iotest.HalfReader},
+		{"data with EOF", iotest.DataErrReader},
+	}
+	for _, size := range sizes {
+		metaLen := min(size/3, codec.MaxMetaLen)
+		payload := make([]byte, size)
+		for i := range payload {
+			payload[i] = byte(i * 7)
+		}
+		in := append(header(request(3, uint32(metaLen), uint32(size-metaLen))), payload...)
+		for _, rd := range readers {
+			t.Run(fmt.Sprintf("%dB/%s", size, rd.name), func(t *testing.T) {
+				f, err := codec.ReadFrame(rd.wrap(bytes.NewReader(in)), codec.TypeRequest, codec.DefaultMaxFrameSize)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(f.Meta, payload[:metaLen]) || !bytes.Equal(f.Body, payload[metaLen:]) {
+					t.Fatalf("ReadFrame returned %d + %d bytes that differ from the %d + %d sent", len(f.Meta), len(f.Body), metaLen, size-metaLen)
+				}
+				if cap(f.Meta) != len(f.Meta) || cap(f.Body) != len(f.Body) {
+					t.Fatalf("meta, body capacities %d, %d, want their lengths %d, %d", cap(f.Meta), cap(f.Body), len(f.Meta), len(f.Body))
+				}
+			})
+		}
+		if size <= 64<<10 {
+			h, err := codec.DecodeHeader(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := bytes.NewReader(in[codec.HeaderLen:])
+			n := testing.AllocsPerRun(20, func() {
+				r.Reset(in[codec.HeaderLen:])
+				if _, _, err := codec.ReadPayload(r, h); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if n != 1 && size > 0 {
+				t.Fatalf("ReadPayload of %d bytes made %v allocations, want 1", size, n)
+			}
+		}
 	}
 }
 

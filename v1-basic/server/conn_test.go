@@ -154,3 +154,30 @@ func TestPipelinedRequestNotReset(t *testing.T) {
 		t.Fatalf("after the response: %v, want EOF", err)
 	}
 }
+
+// TestResponseOverLimitMarked: the code 8 that replaces a reply over the
+// limit carries the connection: close mark, as every V1 response does.
+func TestResponseOverLimitMarked(t *testing.T) {
+	const limit = 256
+	s := New(WithMaxFrameSize(limit), WithLogger(quietLogger()))
+	if err := s.Register(&bigDesc, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	ts := serveOn(t, s)
+	nc := dial(t, ts.addr)
+	if _, err := nc.Write(requestFrame(t, 1, "test.Big", "Big", &echo.EchoRequest{DelayMs: 4 * limit})); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := codec.ReadFrame(nc, codec.TypeResponse, limit)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	rm, err := codec.DecodeResponseMeta(f.Meta)
+	if err != nil || codes.Code(rm.Code) != codes.ResourceExhausted {
+		t.Fatalf("response meta %v (%v), want code 8", rm, err)
+	}
+	if !rpc.Closing(rm.Metadata) {
+		t.Fatalf("response metadata %v lacks the connection: close mark", rm.Metadata)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"strconv"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -70,13 +72,33 @@ func (s *Server) RegisterService(desc *rpc.ServiceDesc, impl any) {
 func (s *Server) lookup(only map[string]bool, service, method string) (*service, *rpc.MethodDesc, error) {
 	svc := (*s.services.Load())[service]
 	if svc == nil || (only != nil && !only[service]) {
-		return nil, nil, status.Errorf(codes.Unimplemented, "rpc: unknown service %q", service)
+		return nil, nil, status.Errorf(codes.Unimplemented, "rpc: unknown service %s", quoteName(service))
 	}
 	md := svc.methods[method]
 	if md == nil {
-		return nil, nil, status.Errorf(codes.Unimplemented, "rpc: unknown method %q of service %q", method, service)
+		return nil, nil, status.Errorf(codes.Unimplemented, "rpc: unknown method %s of service %s", quoteName(method), quoteName(service))
 	}
 	return svc, md, nil
+}
+
+// maxQuotedName is how many bytes of a name an error quotes. A request's
+// names fill up to the whole 64 KiB meta, and quoting one whole would push
+// the response meta over its limit: the reply would become a code 8 about
+// itself instead of the code 12 it is.
+const maxQuotedName = 256
+
+// quoteName quotes a name for an error message. A name longer than
+// maxQuotedName is cut at a character boundary, and the message gives its
+// length.
+func quoteName(name string) string {
+	if len(name) <= maxQuotedName {
+		return strconv.Quote(name)
+	}
+	n := maxQuotedName
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", name[:n], len(name))
 }
 
 // invoke runs a handler. A panic in it becomes a code 13 error, and the panic

@@ -25,7 +25,10 @@ var ErrClosed = errors.New("rpc: connection group closed")
 type Config struct {
 	// MaxConns caps the connections to the server. A new connection is
 	// opened when every open one carries at least one call, so one caller
-	// uses one connection and many spread over MaxConns. Default: 4.
+	// uses one connection and many spread over MaxConns. A retired
+	// connection does not count: it takes no new call, and the calls on it
+	// finish on the side while a fresh connection takes its place.
+	// Default: 4.
 	MaxConns int
 	// MaxStreams caps the calls in flight on one connection. Default: 1024.
 	MaxStreams int
@@ -111,7 +114,7 @@ func NewGroup(addr string, cfg Config) *Group {
 
 // Pick returns a connection to send a call on: the least busy one with a
 // free stream, or a new one while every open connection is busy and fewer
-// than MaxConns are open. When every connection carries MaxStreams calls,
+// than MaxConns are open, retired ones aside. When every connection carries MaxStreams calls,
 // it waits for a stream to free up, within ctx and WaitTimeout. The stream
 // is taken by Send, which can still fail with ErrStreamsExhausted if
 // another call took it first; pick again then.
@@ -130,11 +133,12 @@ func (g *Group) Pick(ctx context.Context) (*Conn, error) {
 		}
 		g.closeIdleLocked()
 		best := g.leastBusyLocked()
-		if best != nil && (best.Streams() == 0 || len(g.conns)+g.dialing >= g.cfg.MaxConns) {
+		open := g.openLocked() + g.dialing
+		if best != nil && (best.Streams() == 0 || open >= g.cfg.MaxConns) {
 			g.mu.Unlock()
 			return best, nil
 		}
-		if len(g.conns)+g.dialing < g.cfg.MaxConns {
+		if open < g.cfg.MaxConns {
 			g.dialing++
 			g.mu.Unlock()
 			return g.dial(ctx)
@@ -184,10 +188,23 @@ func (g *Group) leastBusyLocked() *Conn {
 	return best
 }
 
+// openLocked returns the number of connections that take new calls: the
+// connections of the group that are not retired. Only these count against
+// MaxConns.
+func (g *Group) openLocked() int {
+	n := 0
+	for _, c := range g.conns {
+		if !c.retired.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // closeIdleLocked closes connections that have carried no call for
 // IdleTimeout, so that the client drops a connection before the server
 // does, and retired connections that carry no call any more, which would
-// otherwise hold a slot until then. It is checked when calls come, not by
+// otherwise stay open until then. It is checked when calls come, not by
 // a timer: an idle client has nothing to race with.
 func (g *Group) closeIdleLocked() {
 	now := time.Now()
@@ -288,7 +305,8 @@ func (g *Group) forget(e *list.Element) {
 // Stats describes a group.
 type Stats struct {
 	// Conns is the number of open connections, Streams the calls in
-	// flight on them.
+	// flight on them. Retired connections still carrying calls count, so
+	// Conns can exceed MaxConns while they finish.
 	Conns, Streams int
 	// Dropped counts responses that no call was waiting for.
 	Dropped uint64

@@ -516,3 +516,48 @@ func TestInvokeAsyncReturnsAtOnce(t *testing.T) {
 		t.Fatal("the future did not end")
 	}
 }
+
+// lateCtx is a context that ended just after its caller looked: its Done
+// channel is closed, and Err still says nil the first time it is asked.
+type lateCtx struct {
+	context.Context
+	done  chan struct{}
+	asked atomic.Int32
+}
+
+func newLateCtx() *lateCtx {
+	c := &lateCtx{Context: context.Background(), done: make(chan struct{})}
+	close(c.done)
+	return c
+}
+
+func (c *lateCtx) Done() <-chan struct{} { return c.done }
+
+// Deadline is far away: the call takes the context as it is, with no
+// default timeout wrapped around it.
+func (c *lateCtx) Deadline() (time.Time, bool) { return time.Now().Add(time.Hour), true }
+
+func (c *lateCtx) Err() error {
+	if c.asked.Add(1) == 1 {
+		return nil
+	}
+	return context.Canceled
+}
+
+// TestCallEndsAsItStarts: a call whose context ends as it starts ends once,
+// with Canceled; the race detector watches the call's end run on the
+// context's goroutine while the call is still being set up.
+func TestCallEndsAsItStarts(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	c := newTestClient(t, lis.Addr().String())
+	for range 50 {
+		err := c.Invoke(newLateCtx(), "/myrpc.echo.Echo/Echo", &echo.EchoRequest{}, new(echo.EchoReply))
+		wantCode(t, err, codes.Canceled)
+		f := c.InvokeAsync(newLateCtx(), "/myrpc.echo.Echo/Echo", &echo.EchoRequest{}, new(echo.EchoReply))
+		wantCode(t, f.Get(context.Background()), codes.Canceled)
+	}
+}

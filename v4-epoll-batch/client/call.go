@@ -26,7 +26,8 @@ type call struct {
 	reply  proto.Message
 	opts   callOptions
 	future *async.Future
-	// stopCtx stops the function that ends the call when ctx ends.
+	// stopCtx stops the function that ends the call when ctx ends; set
+	// under mu.
 	stopCtx func() bool
 
 	// mu protects the fields below.
@@ -56,7 +57,11 @@ type attempt struct {
 
 func newCall(c *Client, ctx context.Context, cancel context.CancelFunc, method string, frame []byte, reply proto.Message, opts callOptions) *call {
 	cl := &call{c: c, ctx: ctx, cancel: cancel, method: method, frame: frame, reply: reply, opts: opts, future: async.NewFuture()}
+	// Under mu: a context that ends at once runs ctxDone on a goroutine of
+	// its own, and its end must see stopCtx set.
+	cl.mu.Lock()
 	cl.stopCtx = context.AfterFunc(ctx, cl.ctxDone)
+	cl.mu.Unlock()
 	return cl
 }
 
@@ -262,8 +267,9 @@ func (cl *call) end(err error) {
 	if att := cl.cur; att != nil && att.timer != nil {
 		att.timer.Stop()
 	}
+	stopCtx := cl.stopCtx
 	cl.mu.Unlock()
-	cl.stopCtx()
+	stopCtx()
 	cl.cancel()
 	cl.future.Complete(err)
 	cl.c.calls.Done()

@@ -128,17 +128,34 @@ func ReadHeader(r io.Reader) (Header, error) {
 	return DecodeHeader(b[:])
 }
 
-// ReadPayload reads the meta and body that follow h. It allocates exactly
-// h.MetaLen + h.BodyLen bytes, so call it only after h.Check has passed.
+// firstPayloadRead is the most ReadPayload allocates before a frame's
+// bytes arrive: a frame this size or smaller is read with one allocation.
+const firstPayloadRead = 64 << 10
+
+// ReadPayload reads the meta and body that follow h. Its buffer grows with
+// the bytes that arrive, not with the lengths the header promises: it
+// starts at up to 64 KiB and doubles, up to h.MetaLen + h.BodyLen, so a
+// header followed by nothing costs little. Call it only after h.Check has
+// passed.
 func ReadPayload(r io.Reader, h Header) (meta, body []byte, err error) {
-	buf := make([]byte, int(h.MetaLen)+int(h.BodyLen))
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	size := int(h.MetaLen) + int(h.BodyLen)
+	buf := make([]byte, min(size, firstPayloadRead))
+	for n := 0; ; {
+		m, err := io.ReadFull(r, buf[n:])
+		n += m
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nil, err
 		}
-		return nil, nil, err
+		if n == size {
+			return buf[:h.MetaLen:h.MetaLen], buf[h.MetaLen:], nil
+		}
+		grown := make([]byte, min(2*n, size))
+		copy(grown, buf)
+		buf = grown
 	}
-	return buf[:h.MetaLen:h.MetaLen], buf[h.MetaLen:], nil
 }
 
 // ReadFrame reads one whole frame of type want from r, refusing any frame

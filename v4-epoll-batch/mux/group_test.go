@@ -3,6 +3,7 @@ package mux
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/rpc"
 	"myrpc/v4-epoll-batch/codec"
 )
 
@@ -433,9 +436,9 @@ func TestReliability14GroupReplacesBrokenConn(t *testing.T) {
 	}
 }
 
-// TestGroupRetire: a retired connection gets no new calls; the calls on it
-// finish; once it carries none it is closed, so that it does not hold a
-// slot that a healthy connection could use.
+// TestGroupRetire: a retired connection gets no new calls, and holds no
+// slot: the next call opens a fresh connection at once; the calls on it
+// finish; once it carries none it is closed.
 func TestGroupRetire(t *testing.T) {
 	tests := []struct {
 		name string
@@ -457,22 +460,23 @@ func TestGroupRetire(t *testing.T) {
 				await(t, ch)
 			}
 			c1.Retire()
-			picked := pickAsync(g, context.Background())
-			if tt.inFlight {
-				// The only slot is taken by the retired connection, which
-				// still carries a call: wait for it.
-				waitFor(t, "Pick to wait", func() bool { return g.numWaiters() == 1 })
-				p1.answer(t, seq, "ok")
-				if r := await(t, ch); r.err != nil || payloadOf(t, r.f) != "ok" {
-					t.Fatalf("the call on the retired connection got %+v", r)
-				}
-			}
-			r := awaitPick(t, picked)
+			r := awaitPick(t, pickAsync(g, context.Background()))
 			if r.err != nil {
 				t.Fatalf("Pick after Retire: %v", r.err)
 			}
 			if r.c == c1 {
 				t.Fatal("Pick returned the retired connection")
+			}
+			if tt.inFlight {
+				// The call on the retired connection finishes beside the
+				// new one, and the next Pick lets the connection go.
+				p1.answer(t, seq, "ok")
+				if r := await(t, ch); r.err != nil || payloadOf(t, r.f) != "ok" {
+					t.Fatalf("the call on the retired connection got %+v", r)
+				}
+				if c, err := g.Pick(context.Background()); err != nil || c != r.c {
+					t.Fatalf("Pick = %p, %v; want the new connection %p", c, err, r.c)
+				}
 			}
 			if err := p1.waitClosed(t); err == nil {
 				t.Fatal("the retired connection ended without an error")
@@ -490,6 +494,94 @@ func TestGroupRetire(t *testing.T) {
 				t.Fatalf("the server accepted %d connections, want 2", got)
 			}
 		})
+	}
+}
+
+// TestGroupRetiredConnsDoNotCount: connections that the server retired
+// while they carry slow calls do not count against MaxConns. A server
+// shutting down refuses a new request on each of MaxConns connections with
+// the connection: close mark, while a slow call on each is still running;
+// the next call opens a fresh connection at once instead of waiting for
+// them, and the slow calls still get their answers.
+func TestGroupRetiredConnsDoNotCount(t *testing.T) {
+	const maxConns = 4
+	marked := &meta.ResponseMeta{
+		Code:     uint32(codes.Unavailable),
+		Message:  "server shutting down",
+		Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
+	}
+	s := newFakeServer(t)
+	// A Pick that waits at all waits longer than the test.
+	g := newGroup(t, s.addr, Config{MaxConns: maxConns, WaitTimeout: time.Minute})
+	peers := make(map[*Conn]*peer)
+	var slow []call
+	for range maxConns {
+		c, seq, ch := send(t, g)
+		peers[c] = s.nextPeer(t)
+		peers[c].next(t)
+		slow = append(slow, call{c, seq, ch})
+	}
+	if len(peers) != maxConns {
+		t.Fatalf("%d calls went to %d connections, want %d", maxConns, len(peers), maxConns)
+	}
+	var refused []call
+	for range maxConns {
+		c, seq, ch := send(t, g)
+		peers[c].next(t)
+		refused = append(refused, call{c, seq, ch})
+	}
+	for _, rc := range refused {
+		peers[rc.conn].write(t, respFrame(t, rc.seq, marked, nil))
+		if r := await(t, rc.ch); r.err != nil {
+			t.Fatalf("the refused call: %v", r.err)
+		}
+		if !rc.conn.retired.Load() {
+			t.Fatal("the marked response did not retire its connection")
+		}
+	}
+
+	r := awaitPick(t, pickAsync(g, context.Background()))
+	if r.err != nil {
+		t.Fatalf("Pick with every connection retired: %v", r.err)
+	}
+	if _, old := peers[r.c]; old {
+		t.Fatal("Pick returned a retired connection")
+	}
+	done, ch := recorder()
+	seq, _, err := r.c.Send(context.Background(), reqFrame(t, "Call", nil), done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.nextPeer(t)
+	p.next(t)
+	p.answer(t, seq, "fresh")
+	if r := await(t, ch); r.err != nil || payloadOf(t, r.f) != "fresh" {
+		t.Fatalf("the call on the fresh connection got %+v", r)
+	}
+	if got := g.Stats(); got.Conns != maxConns+1 || got.Streams != maxConns {
+		t.Fatalf("Stats() = %+v, want %d connections carrying %d calls", got, maxConns+1, maxConns)
+	}
+
+	// The slow calls finish on the retired connections, which the next
+	// Pick then closes.
+	for i, sc := range slow {
+		peers[sc.conn].answer(t, sc.seq, fmt.Sprint("slow ", i))
+		if r := await(t, sc.ch); r.err != nil || payloadOf(t, r.f) != fmt.Sprint("slow ", i) {
+			t.Fatalf("slow call %d got %+v", i, r)
+		}
+	}
+	if c, err := g.Pick(context.Background()); err != nil || c != r.c {
+		t.Fatalf("Pick = %p, %v; want the fresh connection %p", c, err, r.c)
+	}
+	for c, p := range peers {
+		p.waitClosed(t)
+		<-c.readerDone
+	}
+	if got := g.Stats(); got.Conns != 1 || got.Streams != 0 {
+		t.Fatalf("Stats() after the slow calls = %+v, want 1 connection, no calls", got)
+	}
+	if got := s.accepted.Load(); got != maxConns+1 {
+		t.Fatalf("the server accepted %d connections, want %d", got, maxConns+1)
 	}
 }
 

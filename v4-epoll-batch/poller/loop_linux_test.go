@@ -82,3 +82,105 @@ func TestUnreportedInputIsNotIdle(t *testing.T) {
 		})
 	}
 }
+
+// fixedFrames reads frames of one size, the way the server does once a
+// header has promised that many bytes: until they are all there, the input
+// is the start of a frame that needs them. Only the loop goroutine uses
+// it.
+type fixedFrames struct {
+	size int
+	// frames counts the whole frames read.
+	frames int
+}
+
+func (*fixedFrames) OnOpen(*Conn)       {}
+func (*fixedFrames) OnClose(*Conn)      {}
+func (*fixedFrames) OnPeerClosed(*Conn) {}
+func (h *fixedFrames) OnRead(_ *Conn, in []byte) (int, int, error) {
+	n := len(in) / h.size
+	h.frames += n
+	return n * h.size, h.size, nil
+}
+
+// TestInputGrowsWithArrivals: a connection's own buffer grows with the
+// bytes that arrive, doubling, never to more than its frame needs, and not
+// at once to the size the frame's header promised: sixteen bytes promising
+// 4 MiB cost a few KiB. The frame, once whole, is read whole, and its big
+// buffer goes.
+func TestInputGrowsWithArrivals(t *testing.T) {
+	const size = 4 << 20
+	h := &fixedFrames{size: size}
+	e, err := NewEngine(Config{Loops: 1, Logger: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stopLoops()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	l := e.loops[0]
+	// onLoop runs f on the loop goroutine and waits for it.
+	onLoop := func(f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		l.post(func() {
+			defer close(done)
+			f()
+		})
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the loop did not run the task")
+		}
+	}
+	var c *Conn
+	e.conns.Add(1)
+	onLoop(func() {
+		c = newConn(l, fds[0])
+		if err := l.ep.add(fds[0], c.events); err != nil {
+			t.Error(err)
+		}
+		l.conns[fds[0]] = c
+	})
+	// input reads what has arrived and returns the connection's buffer.
+	input := func() (n, capacity int) {
+		onLoop(func() {
+			l.read(c)
+			n, capacity = len(c.in), cap(c.in)
+		})
+		return n, capacity
+	}
+
+	// The header alone.
+	if _, err := unix.Write(fds[1], make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	if n, capacity := input(); n != 16 || capacity > 2*minInput {
+		t.Fatalf("after a header promising %d bytes: %d bytes held in a buffer of %d, want 16 in at most %d",
+			size, n, capacity, 2*minInput)
+	}
+
+	// The rest, 64 KiB at a time.
+	chunk := make([]byte, 64<<10)
+	for sent := 16; sent < size; {
+		w, err := unix.Write(fds[1], chunk[:min(len(chunk), size-sent)])
+		if err != nil && err != unix.EAGAIN {
+			t.Fatal(err)
+		}
+		sent += max(w, 0)
+		n, capacity := input()
+		if n == 0 {
+			break // the frame is whole
+		}
+		if capacity > max(2*n, minInput) || capacity > size {
+			t.Fatalf("%d bytes held in a buffer of %d, want at most twice what arrived and at most %d", n, capacity, size)
+		}
+	}
+	var frames, held int
+	onLoop(func() { frames, held = h.frames, cap(c.in) })
+	if frames != 1 || held != 0 {
+		t.Fatalf("%d frames read, a buffer of %d left; want the one frame and no buffer", frames, held)
+	}
+}

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/echo"
@@ -11,6 +14,7 @@ import (
 	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/services"
 	"myrpc/shared/proto/status"
+	"myrpc/v4-epoll-batch/codec"
 )
 
 // TestRegisterErrors: Register returns its mistakes as errors and leaves
@@ -125,5 +129,73 @@ func TestLookup(t *testing.T) {
 				t.Fatalf("message %q does not name %q", se.Message(), tt.named)
 			}
 		})
+	}
+}
+
+// TestQuoteName: an error quotes a short name whole, and cuts a long one
+// at a character boundary, saying how long it was.
+func TestQuoteName(t *testing.T) {
+	long := strings.Repeat("x", maxQuotedName+1)
+	// A two-byte character that straddles the cut.
+	straddle := strings.Repeat("x", maxQuotedName-1) + "é" + "tail"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", `""`},
+		{"short", "myrpc.echo.Echo", `"myrpc.echo.Echo"`},
+		{"at the bound", long[1:], strconv.Quote(long[1:])},
+		{"over the bound", long, fmt.Sprintf("%q... (%d bytes)", long[:maxQuotedName], len(long))},
+		{"cut before a character", straddle, fmt.Sprintf("%q... (%d bytes)", straddle[:maxQuotedName-1], len(straddle))},
+		{"invalid UTF-8", "a\xffb", `"a\xffb"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := quoteName(tt.in); got != tt.want {
+				t.Fatalf("quoteName(%d bytes) = %q, want %q", len(tt.in), got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnknownLongName: a request whose unknown service or method name
+// nearly fills the 64 KiB meta is answered code 12, with the name cut short
+// in the message. Quoted whole, the name would push the response meta over
+// its limit, and the answer would become a code 8 and a warning.
+func TestUnknownLongName(t *testing.T) {
+	long := strings.Repeat("x", codec.MaxMetaLen-64)
+	log, logs := newLogger()
+	ts := startServer(t, WithLogger(log))
+	tests := []struct {
+		name, service, method string
+	}{
+		{"service", long, "Hello"},
+		{"method", "myrpc.helloworld.Greeter", long},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc := dial(t, ts.addr)
+			if _, err := nc.Write(requestFrame(t, 1, tt.service, tt.method, &echo.EchoRequest{})); err != nil {
+				t.Fatal(err)
+			}
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			f, err := codec.ReadFrame(nc, codec.TypeResponse, codec.DefaultMaxFrameSize)
+			if err != nil {
+				t.Fatalf("reading the response: %v", err)
+			}
+			rm, err := codec.DecodeResponseMeta(f.Meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if codes.Code(rm.Code) != codes.Unimplemented {
+				t.Fatalf("response code %d %.100q..., want %d (Unimplemented)", rm.Code, rm.Message, codes.Unimplemented)
+			}
+			if len(rm.Message) > 1024 || !utf8.ValidString(rm.Message) ||
+				!strings.Contains(rm.Message, fmt.Sprintf("(%d bytes)", len(long))) {
+				t.Fatalf("message of %d bytes %.100q... does not cut the name short and give its length", len(rm.Message), rm.Message)
+			}
+		})
+	}
+	if n := logs.count(t, "WARN", "rpc: cannot encode response"); n != 0 {
+		t.Fatalf("%d warnings logged for the unknown names", n)
 	}
 }
