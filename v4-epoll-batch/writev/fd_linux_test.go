@@ -6,8 +6,10 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -160,11 +162,12 @@ func randomFrames(total, max int) (stream []byte, frames [][]byte) {
 	return stream, frames
 }
 
-// TestReliability22ShortWriteAndEAGAIN fills a socket whose reader has
-// stopped reading with 64 MiB of frames: the sender parks at the first
-// full socket and only queues afterwards; once the reader reads again,
-// Flush on each POLLOUT sends everything, in order, with no write call
-// wasted.
+// TestReliability22ShortWriteAndEAGAIN pushes 64 MiB of frames to a
+// Writer over a socket whose reader has not started: Flush fills the
+// socket and stops (a short write), and a Flush while it is still full
+// takes nothing (EAGAIN) and stops too. Once the reader reads, the owner
+// flushes on each POLLOUT until the Writer is idle: everything arrives, in
+// order, and each wake-up costs one write call, which makes progress.
 func TestReliability22ShortWriteAndEAGAIN(t *testing.T) {
 	w, r := socketpair(t)
 	if err := unix.SetsockoptInt(w, unix.SOL_SOCKET, unix.SO_SNDBUF, 16<<10); err != nil {
@@ -175,35 +178,30 @@ func TestReliability22ShortWriteAndEAGAIN(t *testing.T) {
 
 	fd := &countingFD{write: FD(w)}
 	rel := newReleaseLog()
-	var blocked atomic.Int64
-	s := NewSender(fd.do, Options{Release: rel.release, Blocked: func() { blocked.Add(1) }})
+	wr := NewWriter(fd.do, Options{Release: rel.release})
 	for k, f := range frames {
-		if _, err := s.Send(f); err != nil {
-			t.Fatalf("Send of frame %d: %v", k, err)
+		if _, err := wr.Push(f, time.Time{}); err != nil {
+			t.Fatalf("Push of frame %d: %v", k, err)
 		}
 	}
-	// Before the socket filled, each frame left in its own write; the
-	// write that found it full parked the sender, and the Sends after it
-	// only queued.
-	_, written := s.Stats()
-	if blocked.Load() != 1 || s.state.Load() != parked || fd.calls.Load() != int64(written)+1 {
-		t.Fatalf("the reader stopped: Blocked %d, state %d, %d write calls for %d frames written; want 1, parked, %d",
-			blocked.Load(), s.state.Load(), fd.calls.Load(), written, written+1)
+	if got := fd.calls.Load(); got != 0 {
+		t.Fatalf("Push made %d write calls, want none", got)
 	}
-	if written == uint64(len(frames)) {
-		t.Fatalf("all %d frames fit in the socket: the test does not fill it", len(frames))
+	written, wouldBlock, err := wr.Flush()
+	if written == 0 || written >= len(stream) || !wouldBlock || err != nil {
+		t.Fatalf("Flush with the reader stopped = %d, %v, %v; want part of %d bytes, true, nil", written, wouldBlock, err, len(stream))
+	}
+	if wr.Pending() != len(stream)-written {
+		t.Fatalf("Pending() = %d after %d of %d bytes were written", wr.Pending(), written, len(stream))
 	}
 	// A wake-up while the socket is still full costs one write call,
 	// which takes nothing.
-	emptyAtPark := fd.empty.Load() // 1 if the parking write took nothing
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
+	calls, empty := fd.calls.Load(), fd.empty.Load()
+	if n, wouldBlock, err := wr.Flush(); n != 0 || !wouldBlock || err != nil || fd.calls.Load() != calls+1 || fd.empty.Load() != empty+1 {
+		t.Fatalf("Flush on a full socket = %d, %v, %v with %d write calls (%d empty); want 0, true, nil with 1 (1)",
+			n, wouldBlock, err, fd.calls.Load()-calls, fd.empty.Load()-empty)
 	}
-	if blocked.Load() != 2 || fd.calls.Load() != int64(written)+2 || fd.empty.Load() != emptyAtPark+1 {
-		t.Fatalf("a Flush on a full socket: Blocked %d, %d write calls (%d empty); want 2, %d (%d)",
-			blocked.Load(), fd.calls.Load(), fd.empty.Load(), written+2, emptyAtPark+1)
-	}
-	emptyBefore := fd.empty.Load()
+	calls = fd.calls.Load()
 
 	type result struct {
 		sum [sha256.Size]byte
@@ -235,7 +233,7 @@ func TestReliability22ShortWriteAndEAGAIN(t *testing.T) {
 
 	pfd := []unix.PollFd{{Fd: int32(w), Events: unix.POLLOUT}}
 	wakeups := 0
-	for !s.Idle() {
+	for !wr.Idle() {
 		n, err := unix.Poll(pfd, 10_000)
 		if err == unix.EINTR {
 			continue
@@ -247,35 +245,51 @@ func TestReliability22ShortWriteAndEAGAIN(t *testing.T) {
 			t.Fatalf("poll: revents %#x", pfd[0].Revents)
 		}
 		wakeups++
-		if err := s.Flush(); err != nil {
+		k, wouldBlock, err := wr.Flush()
+		if err != nil {
 			t.Fatalf("Flush: %v", err)
 		}
+		if k == 0 {
+			t.Fatalf("a Flush after POLLOUT wrote nothing (wake-up %d, %d of %d bytes written)", wakeups, written, len(stream))
+		}
+		if wouldBlock == wr.Idle() {
+			t.Fatalf("Flush returned wouldBlock %v with the Writer idle %v", wouldBlock, wr.Idle())
+		}
+		written += k
 	}
-	res := <-read
+	if written != len(stream) {
+		t.Fatalf("idle after the Flushes returned %d bytes in all, want %d", written, len(stream))
+	}
+	var res result
+	select {
+	case res = <-read:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reader still waits for bytes 30 s after the Writer went idle")
+	}
 	if res.err != nil || res.n != len(stream) {
 		t.Fatalf("the reader got %d of %d bytes: %v", res.n, len(stream), res.err)
 	}
 	if res.sum != want {
-		t.Fatal("the bytes read differ from the frames sent (checksum mismatch)")
+		t.Fatal("the bytes read differ from the frames pushed (checksum mismatch)")
+	}
+	// No spinning: each wake-up made one write call.
+	if got := fd.calls.Load() - calls; got != int64(wakeups) {
+		t.Fatalf("%d write calls for %d wake-ups, want one each", got, wakeups)
 	}
 	rel.checkOnce(t, frames)
 	rel.checkOrder(t, frames)
-	// No spinning: every wake-up but the last parked once more, and a
-	// wake-up on POLLOUT does not find the socket full again.
-	if got := blocked.Load(); got != int64(wakeups)+1 {
-		t.Fatalf("Blocked called %d times for %d wake-ups, want %d", got, wakeups, wakeups+1)
+	checkIdle(t, wr)
+	writes, n := wr.Stats()
+	if n != uint64(len(frames)) || writes != uint64(fd.calls.Load()-fd.empty.Load()) {
+		t.Fatalf("Stats() = %d writes, %d frames; want %d, %d", writes, n, fd.calls.Load()-fd.empty.Load(), len(frames))
 	}
-	if got := fd.empty.Load() - emptyBefore; got > 1 {
-		t.Fatalf("%d write calls after POLLOUT took nothing, want at most 1", got)
-	}
-	writes, n := s.Stats()
 	t.Logf("%d frames, %d writes, %d write calls, %d wake-ups", n, writes, fd.calls.Load(), wakeups)
 }
 
-// TestReliability22CloseWhileParked closes a sender parked on a full
-// socket with frames queued: Close returns at once, every frame is
-// released exactly once, and no write is attempted afterwards.
-func TestReliability22CloseWhileParked(t *testing.T) {
+// TestReliability22CloseWhileBlocked closes a Writer stopped at a full
+// socket with frames queued: Close returns the frames not written, in
+// order, each released exactly once, and nothing is written afterwards.
+func TestReliability22CloseWhileBlocked(t *testing.T) {
 	w, r := socketpair(t)
 	if err := unix.SetsockoptInt(w, unix.SOL_SOCKET, unix.SO_SNDBUF, 16<<10); err != nil {
 		t.Fatal(err)
@@ -283,30 +297,45 @@ func TestReliability22CloseWhileParked(t *testing.T) {
 	_, frames := randomFrames(4<<20, 64<<10)
 	fd := &countingFD{write: FD(w)}
 	rel := newReleaseLog()
-	s := NewSender(fd.do, Options{Release: rel.release})
-	for _, f := range frames {
-		if _, err := s.Send(f); err != nil {
+	wr := NewWriter(fd.do, Options{Release: rel.release})
+	for _, f := range frames[:len(frames)/2] {
+		if _, err := wr.Push(f, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s.state.Load() != parked || s.Pending() == 0 {
-		t.Fatalf("state %d with %d bytes pending; want parked with frames queued", s.state.Load(), s.Pending())
+	n, wouldBlock, err := wr.Flush()
+	if n == 0 || !wouldBlock || err != nil {
+		t.Fatalf("Flush = %d, %v, %v; want a full socket after some bytes", n, wouldBlock, err)
 	}
+	for _, f := range frames[len(frames)/2:] {
+		if _, err := wr.Push(f, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := wr.Pending()
 	calls := fd.calls.Load()
-	s.Close()
-	rel.checkOnce(t, frames)
-	if s.Pending() != 0 {
-		t.Fatalf("Pending() = %d after Close", s.Pending())
+	whole := rel.released() // the frames written whole
+	cut := n - len(concat(frames[:whole]))
+
+	left, started := wr.Close()
+	if !slices.EqualFunc(left, frames[whole:], func(a, b []byte) bool { return frameKey(a) == frameKey(b) }) {
+		t.Fatalf("Close returned %d frames, want the %d after the %d written whole, in order", len(left), len(frames)-whole, whole)
 	}
+	if started != (cut > 0) || len(concat(left))-cut != pending {
+		t.Fatalf("Close: started %v, %d bytes left; want %v with %d of them written, %d pending", started, len(concat(left)), cut > 0, cut, pending)
+	}
+	rel.checkOnce(t, frames)
+	rel.checkOrder(t, frames)
+	checkIdle(t, wr)
 
 	// The peer drains the socket; a Flush on the POLLOUT that follows
 	// finds nothing to do.
 	readN(t, r, 1)
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
+	if n, wouldBlock, err := wr.Flush(); n != 0 || wouldBlock || err != nil {
+		t.Fatalf("Flush after Close = %d, %v, %v; want 0, false, nil", n, wouldBlock, err)
 	}
-	if _, err := s.Send(bytes.Repeat([]byte("x"), 10)); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Send after Close = %v, want ErrClosed", err)
+	if _, err := wr.Push(bytes.Repeat([]byte("x"), 10), time.Time{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Push after Close = %v, want ErrClosed", err)
 	}
 	if got := fd.calls.Load(); got != calls {
 		t.Fatalf("%d write calls after Close, want none", got-calls)

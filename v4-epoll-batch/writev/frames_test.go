@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -111,13 +112,13 @@ func concat(frames [][]byte) []byte {
 	return b.Bytes()
 }
 
-// maxFakeCalls is more write calls than any test needs: a sender that
+// maxFakeCalls is more write calls than any test needs: a Writer that
 // makes more spins, and fails instead of hanging the test.
 const maxFakeCalls = 200_000
 
-var errSpinning = errors.New("the sender spins")
+var errSpinning = errors.New("the writer spins")
 
-// guard wraps a real WriteFunc so that a sender that spins on it fails
+// guard wraps a real WriteFunc so that a Writer that spins on it fails
 // after maxFakeCalls calls instead of hanging the test.
 func guard(write WriteFunc) WriteFunc {
 	var calls atomic.Int64
@@ -130,9 +131,9 @@ func guard(write WriteFunc) WriteFunc {
 }
 
 // fakeWriter is a WriteFunc with knobs: how much each call takes, whether
-// it reports a full socket, when it fails, and a gate that holds its first
-// call. It records what it was given and checks the WriteFunc contract: at
-// most IOVMax buffers, never two calls at once.
+// it reports a full socket, when it fails, and a hook that runs inside
+// each call. It records what it was given and checks the WriteFunc
+// contract: at most IOVMax buffers, never two calls at once.
 type fakeWriter struct {
 	// mu protects the fields below.
 	mu sync.Mutex
@@ -156,22 +157,15 @@ type fakeWriter struct {
 	err      error
 	// delay is how long each call takes: a slow socket.
 	delay time.Duration
-	// gate, if not nil, holds the first call until it is closed; entered
-	// is closed when the first call arrives.
-	gate    chan struct{}
-	entered chan struct{}
+	// during, if set, runs inside each call, with the call's number
+	// (counting from 1), before the call takes anything. It runs on the
+	// Writer's owner, in its Flush, so it may push and ask what only the
+	// owner may ask.
+	during func(call int)
 
 	inside atomic.Int32
 	// broken records a breach of the WriteFunc contract.
 	broken atomic.Value
-}
-
-// hold makes the writer's first call wait until the returned func is
-// called; wait blocks until that call has arrived.
-func (w *fakeWriter) hold() (wait, open func()) {
-	w.gate = make(chan struct{})
-	w.entered = make(chan struct{})
-	return func() { <-w.entered }, func() { close(w.gate) }
 }
 
 func (w *fakeWriter) write(bufs [][]byte) (int, bool, error) {
@@ -188,18 +182,13 @@ func (w *fakeWriter) write(bufs [][]byte) (int, bool, error) {
 	call := len(w.bufs)
 	if call > maxFakeCalls {
 		w.mu.Unlock()
-		w.broken.Store(fmt.Sprintf("more than %d write calls: the sender spins", maxFakeCalls))
+		w.broken.Store(fmt.Sprintf("more than %d write calls: the writer spins", maxFakeCalls))
 		return 0, false, errSpinning
 	}
-	var gate chan struct{}
-	if call == 1 {
-		gate = w.gate
-	}
-	delay := w.delay
+	delay, during := w.delay, w.during
 	w.mu.Unlock()
-	if gate != nil {
-		close(w.entered)
-		<-gate
+	if during != nil {
+		during(call)
 	}
 	if delay > 0 {
 		time.Sleep(delay) // a slow socket, not a wait for a state
@@ -265,7 +254,7 @@ func (w *fakeWriter) nonEmptyCalls() int {
 	return n
 }
 
-// check fails the test if the Sender broke the WriteFunc contract.
+// check fails the test if the Writer broke the WriteFunc contract.
 func (w *fakeWriter) check(t *testing.T) {
 	t.Helper()
 	if msg := w.broken.Load(); msg != nil {
@@ -273,8 +262,12 @@ func (w *fakeWriter) check(t *testing.T) {
 	}
 }
 
-// releaseLog records the frames a Sender releases, by the address of
-// their first byte, so a frame released twice, or never, shows.
+// frameKey names a frame by its backing array, so that empty frames with
+// arrays of their own (make([]byte, 0, 1)) have names too.
+func frameKey(f []byte) *byte { return unsafe.SliceData(f) }
+
+// releaseLog records the frames a Writer releases, by their backing
+// arrays, so a frame released twice, or never, shows.
 type releaseLog struct {
 	// mu protects the fields below.
 	mu    sync.Mutex
@@ -291,14 +284,34 @@ func newReleaseLog() *releaseLog { return &releaseLog{count: make(map[*byte]int)
 func (r *releaseLog) release(f []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(f) == 0 {
-		r.bad = "an empty frame was released"
+	if frameKey(f) == nil {
+		r.bad = "a frame without a backing array was released"
 		return
 	}
-	r.count[&f[0]]++
+	r.count[frameKey(f)]++
 	r.order = append(r.order, f)
 	if r.written != nil && r.bad == "" {
 		r.bad = r.written(f)
+	}
+}
+
+// requireWrittenBeforeRelease makes r check that each of frames is in w's
+// output, whole, by the time it is released. Frames released unwritten
+// (dropped by Close) must not be checked with it.
+func (r *releaseLog) requireWrittenBeforeRelease(w *fakeWriter, frames [][]byte) {
+	ends := make(map[*byte]int, len(frames))
+	end := 0
+	for _, f := range frames {
+		end += len(f)
+		ends[frameKey(f)] = end
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.written = func(f []byte) string {
+		if got := len(w.written()); got < ends[frameKey(f)] {
+			return fmt.Sprintf("a frame ending at byte %d was released when %d bytes were written", ends[frameKey(f)], got)
+		}
+		return ""
 	}
 }
 
@@ -312,7 +325,7 @@ func (r *releaseLog) checkOnce(t *testing.T, frames [][]byte) {
 		t.Fatal(r.bad)
 	}
 	for k, f := range frames {
-		if n := r.count[&f[0]]; n != 1 {
+		if n := r.count[frameKey(f)]; n != 1 {
 			t.Fatalf("frame %d was released %d times, want once", k, n)
 		}
 	}
@@ -330,7 +343,7 @@ func (r *releaseLog) checkOrder(t *testing.T, frames [][]byte) {
 		t.Fatalf("%d frames released, want %d", len(r.order), len(frames))
 	}
 	for k := range frames {
-		if &r.order[k][0] != &frames[k][0] {
+		if frameKey(r.order[k]) != frameKey(frames[k]) {
 			t.Fatalf("release %d is not frame %d", k, k)
 		}
 	}
@@ -341,4 +354,19 @@ func (r *releaseLog) released() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.order)
+}
+
+// releasedFrames returns the frames released so far, in order.
+func (r *releaseLog) releasedFrames() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.order...)
+}
+
+// allowUnwritten stops the check requireWrittenBeforeRelease set up, for
+// the frames that are dropped.
+func (r *releaseLog) allowUnwritten() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.written = nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -40,9 +41,9 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, r.c
 }
 
-// TestConnFramesArriveWholeInOrder sends frames from many goroutines
-// through a Sender over a TCP connection: the peer reads each whole, in
-// each producer's order.
+// TestConnFramesArriveWholeInOrder pushes frames from many goroutines to a
+// Writer over a TCP connection, which its owner goroutine flushes: the peer
+// reads each whole, in each producer's order.
 func TestConnFramesArriveWholeInOrder(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -58,7 +59,8 @@ func TestConnFramesArriveWholeInOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			client, server := tcpPair(t)
 			rel := newReleaseLog()
-			s := NewSender(guard(Conn(client)), Options{Release: rel.release})
+			w := NewWriter(guard(Conn(client)), Options{Release: rel.release})
+			o := startOwner(w)
 
 			frames := make([][][]byte, tt.producers)
 			var all [][]byte
@@ -88,14 +90,17 @@ func TestConnFramesArriveWholeInOrder(t *testing.T) {
 			for p := range frames {
 				wg.Go(func() {
 					for _, f := range frames[p] {
-						if _, err := s.Send(f); err != nil {
-							t.Errorf("producer %d: Send: %v", p, err)
+						if err := o.push(f); err != nil {
+							t.Errorf("producer %d: Push: %v", p, err)
 							return
 						}
 					}
 				})
 			}
 			wg.Wait()
+			if err := o.finish(); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
 			r := <-read
 			if r.err != nil {
 				t.Fatalf("reading %d bytes: %v", total, r.err)
@@ -105,38 +110,85 @@ func TestConnFramesArriveWholeInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkProducerOrder(t, ids, tt.producers, tt.each)
-			if !s.Idle() {
-				t.Fatal("not Idle after every Send returned")
-			}
+			checkIdle(t, w)
 			rel.checkOnce(t, all)
 		})
 	}
 }
 
-// TestConnWriteErrorFailsSender closes the connection under a Sender: the
-// write error reaches the Send, and later Sends, and the frames are
-// released.
-func TestConnWriteErrorFailsSender(t *testing.T) {
+// TestConnWriteError closes the connection under a Writer: Flush returns
+// the write error, and Close returns and releases the frames not written.
+func TestConnWriteError(t *testing.T) {
 	client, _ := tcpPair(t)
 	rel := newReleaseLog()
-	s := NewSender(guard(Conn(client)), Options{Release: rel.release})
-	frames := sizedFrames(2)
-	if _, err := s.Send(frames[0]); err != nil {
-		t.Fatalf("Send on an open connection: %v", err)
+	w := NewWriter(guard(Conn(client)), Options{Release: rel.release})
+	frames := sizedFrames(3)
+	if _, err := w.Push(frames[0], time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := w.Flush(); n != len(frames[0]) || err != nil {
+		t.Fatalf("Flush on an open connection = %d, %v; want %d, nil", n, err, len(frames[0]))
 	}
 	client.Close()
 	for _, f := range frames[1:] {
-		if _, err := s.Send(f); !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Send on a closed connection = %v, want net.ErrClosed", err)
+		if _, err := w.Push(f, time.Time{}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, err := s.Send(testFrame(9, 9, 9)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("a later Send = %v, want the same net.ErrClosed", err)
+	if n, wouldBlock, err := w.Flush(); n != 0 || wouldBlock || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Flush on a closed connection = %d, %v, %v; want 0, false, net.ErrClosed", n, wouldBlock, err)
 	}
-	if !s.Idle() {
-		t.Fatal("a failed sender is not Idle")
+	left, started := w.Close()
+	if len(left) != 2 || started {
+		t.Fatalf("Close = %d frames, started %v; want 2, false", len(left), started)
 	}
-	if got := rel.released(); got != 3 {
-		t.Fatalf("%d frames released, want 3", got)
+	rel.checkOnce(t, frames)
+	rel.checkOrder(t, frames)
+}
+
+// TestConnWriteBoundedByDeadline bounds each write by Deadline, as the
+// client does, over a connection whose peer reads nothing: the write ends
+// with os.ErrDeadlineExceeded, and not before the latest deadline of the
+// frames it carries.
+func TestConnWriteBoundedByDeadline(t *testing.T) {
+	client, server := net.Pipe() // unbuffered: a write waits for a read
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	write := Conn(client)
+	var w *Writer
+	w = NewWriter(func(bufs [][]byte) (int, bool, error) {
+		client.SetWriteDeadline(w.Deadline())
+		return write(bufs)
+	}, Options{})
+	now := time.Now()
+	deadlines := []time.Time{now.Add(20 * time.Millisecond), now.Add(200 * time.Millisecond), now.Add(50 * time.Millisecond)}
+	for k, d := range deadlines {
+		if _, err := w.Push(testFrame(0, k, 10), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	flushed := make(chan result, 1)
+	go func() {
+		n, _, err := w.Flush()
+		flushed <- result{n, err}
+	}()
+	select {
+	case r := <-flushed:
+		if r.n != 0 || !errors.Is(r.err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Flush = %d, %v; want 0, os.ErrDeadlineExceeded", r.n, r.err)
+		}
+		if now := time.Now(); now.Before(deadlines[1]) {
+			t.Fatalf("the write ended %v before the latest deadline of its frames", deadlines[1].Sub(now))
+		}
+	case <-time.After(10 * time.Second):
+		client.Close() // ends the write
+		<-flushed
+		t.Fatal("the write still waits 10 s after its frames' deadlines")
 	}
 }

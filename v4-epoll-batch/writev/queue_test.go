@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestQueuePushTake(t *testing.T) {
@@ -70,7 +71,7 @@ func TestQueueTakeSwaps(t *testing.T) {
 		pushed := push(round%7 + 1)
 		keep := 0
 		if round%3 == 0 && len(batch) > 0 {
-			// The flusher wrote only part of the last batch: the rest
+			// The writer wrote only part of the last batch: the rest
 			// stays in front.
 			keep = len(batch) / 2
 			batch = append(batch[:0], batch[len(batch)-keep:]...)
@@ -132,7 +133,7 @@ func TestQueueClose(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var q Queue
 			for _, s := range tt.queued {
-				q.Push([]byte(s))
+				q.PushUntil([]byte(s), time.Now().Add(time.Hour))
 			}
 			if left := asStrings(q.Close()); !slices.Equal(left, tt.queued) {
 				t.Fatalf("Close returned %q, want %q", left, tt.queued)
@@ -143,8 +144,8 @@ func TestQueueClose(t *testing.T) {
 			if queued, ok := q.Push([]byte("late")); ok || queued != 0 {
 				t.Fatalf("Push after Close = %d, %v; want 0, false", queued, ok)
 			}
-			if got := q.Take(nil); len(got) != 0 {
-				t.Fatalf("Take after Close gave %q", asStrings(got))
+			if got, latest := q.TakeUntil(nil); len(got) != 0 || !latest.IsZero() {
+				t.Fatalf("TakeUntil after Close = %q, %v; want nothing, zero", asStrings(got), latest)
 			}
 			if left := q.Close(); len(left) != 0 {
 				t.Fatalf("a second Close returned %q", asStrings(left))
@@ -179,9 +180,12 @@ func TestQueueKeepsOrder(t *testing.T) {
 	t.Run("ringqueue", func(t *testing.T) { testKeepsOrder(t, &ringQueue{}) })
 }
 
+// queueLike is Queue's contract, which ringQueue keeps too.
 type queueLike interface {
 	Push([]byte) (int, bool)
+	PushUntil([]byte, time.Time) (int, bool)
 	Take([][]byte) [][]byte
+	TakeUntil([][]byte) ([][]byte, time.Time)
 	Bytes() int
 }
 
@@ -218,5 +222,110 @@ func testKeepsOrder(t *testing.T, q queueLike) {
 	wg.Wait()
 	if q.Bytes() != 0 {
 		t.Fatalf("%d bytes left queued", q.Bytes())
+	}
+}
+
+// TestQueueDeadlines checks the deadline tracking of Queue, and of
+// ringQueue, which must keep the same contract: TakeUntil returns the
+// latest deadline of the frames it takes, zero if one of them has none or
+// it takes none, and the tracking starts again after each Take or
+// TakeUntil.
+func TestQueueDeadlines(t *testing.T) {
+	base := time.Now().Add(time.Hour)
+	// at returns the deadline s seconds after base; 0 is no deadline.
+	at := func(s int) time.Time {
+		if s == 0 {
+			return time.Time{}
+		}
+		return base.Add(time.Duration(s) * time.Second)
+	}
+	type round struct {
+		push []int // deadlines of the frames pushed; -1 pushes with Push
+		take bool  // take with Take, which returns no deadline
+		want int   // what TakeUntil returns
+	}
+	tests := []struct {
+		name   string
+		rounds []round
+	}{
+		{"empty", []round{{nil, false, 0}}},
+		{"one frame", []round{{[]int{2}, false, 2}}},
+		{"latest of several", []round{{[]int{2, 3, 1}, false, 3}}},
+		{"one frame has none", []round{{[]int{2, 0, 1}, false, 0}}},
+		{"Push has none", []round{{[]int{2, -1}, false, 0}}},
+		{"empty after a take", []round{{[]int{3}, false, 3}, {nil, false, 0}}},
+		{"an earlier one after a take", []round{{[]int{3}, false, 3}, {[]int{1}, false, 1}}},
+		{"one after a take of none", []round{{[]int{0}, false, 0}, {[]int{1}, false, 1}}},
+		{"none after a take of one", []round{{[]int{1}, false, 1}, {[]int{0}, false, 0}}},
+		{"Take resets", []round{{[]int{3}, true, 0}, {[]int{1}, false, 1}}},
+		{"Take resets none", []round{{[]int{-1}, true, 0}, {[]int{1}, false, 1}}},
+		// More frames than ringQueue's ring holds: the last ones overflow.
+		{"many, the latest last", []round{{append(slices.Repeat([]int{1}, ringSize), 3), false, 3}}},
+		{"many, the last has none", []round{{append(slices.Repeat([]int{1}, ringSize), 0), false, 0}}},
+		{"many, then an earlier one", []round{{append(slices.Repeat([]int{1}, ringSize), 3), false, 3}, {[]int{2}, false, 2}}},
+		{"many, then many earlier", []round{{append(slices.Repeat([]int{1}, ringSize), 3), false, 3}, {append(slices.Repeat([]int{1}, ringSize), 2), false, 2}}},
+	}
+	impls := []struct {
+		name string
+		new  func() queueLike
+	}{
+		{"queue", func() queueLike { return &Queue{} }},
+		{"ringqueue", func() queueLike { return &ringQueue{} }},
+	}
+	for _, impl := range impls {
+		for _, tt := range tests {
+			t.Run(impl.name+"/"+tt.name, func(t *testing.T) {
+				q := impl.new()
+				var batch [][]byte
+				for r, rd := range tt.rounds {
+					for _, s := range rd.push {
+						var ok bool
+						if s < 0 {
+							_, ok = q.Push([]byte("f"))
+						} else {
+							_, ok = q.PushUntil([]byte("f"), at(s))
+						}
+						if !ok {
+							t.Fatalf("round %d: a push failed", r)
+						}
+					}
+					if rd.take {
+						batch = q.Take(batch[:0])
+						if len(batch) != len(rd.push) {
+							t.Fatalf("round %d: Take gave %d frames, want %d", r, len(batch), len(rd.push))
+						}
+						continue
+					}
+					var latest time.Time
+					batch, latest = q.TakeUntil(batch[:0])
+					if len(batch) != len(rd.push) {
+						t.Fatalf("round %d: TakeUntil gave %d frames, want %d", r, len(batch), len(rd.push))
+					}
+					if !latest.Equal(at(rd.want)) {
+						t.Fatalf("round %d: TakeUntil returned %v, want %v", r, latest, at(rd.want))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestQueueTakeUntilAppends checks that TakeUntil, like Take, appends to
+// a batch that still holds frames, and that the deadline it returns is
+// that of the frames it took.
+func TestQueueTakeUntilAppends(t *testing.T) {
+	var q Queue
+	base := time.Now()
+	q.PushUntil([]byte("a"), base.Add(3*time.Second))
+	q.PushUntil([]byte("b"), base.Add(2*time.Second))
+	batch, latest := q.TakeUntil(nil)
+	if !latest.Equal(base.Add(3 * time.Second)) {
+		t.Fatalf("TakeUntil returned %v, want %v", latest, base.Add(3*time.Second))
+	}
+	batch = batch[1:] // the writer wrote the first frame
+	q.PushUntil([]byte("c"), base.Add(time.Second))
+	batch, latest = q.TakeUntil(batch)
+	if got := asStrings(batch); !slices.Equal(got, []string{"b", "c"}) || !latest.Equal(base.Add(time.Second)) {
+		t.Fatalf("TakeUntil into a batch holding \"b\" = %q, %v; want [b c], %v", got, latest, base.Add(time.Second))
 	}
 }
