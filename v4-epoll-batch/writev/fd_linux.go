@@ -10,7 +10,7 @@ import (
 
 // FD returns a WriteFunc for a non-blocking socket: one writev system call
 // per batch. Its iovec array is reused from call to call, which is safe
-// because a Sender has one flusher at a time.
+// because a Writer has one owner, who alone flushes.
 func FD(fd int) WriteFunc {
 	var iov []unix.Iovec
 	return func(bufs [][]byte) (int, bool, error) {

@@ -81,6 +81,13 @@ func (q *Queue) TakeUntil(dst [][]byte) ([][]byte, time.Time) {
 	return dst, latest
 }
 
+// Len returns the number of frames queued.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames)
+}
+
 // Bytes returns the bytes queued.
 func (q *Queue) Bytes() int {
 	q.mu.Lock()

@@ -168,7 +168,7 @@ func (w *Writer) Pending() int {
 }
 
 // Idle reports whether nothing is queued or left to write. Owner only.
-func (w *Writer) Idle() bool { return len(w.batch) == 0 && w.q.Bytes() == 0 }
+func (w *Writer) Idle() bool { return len(w.batch) == 0 && w.q.Len() == 0 }
 
 // Close stops the writer: later Pushes fail with ErrClosed. It returns the
 // frames not written, in order, after giving them to Release; started

@@ -921,3 +921,22 @@ func TestWriterEmptyFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterIdleWithEmptyFrames: a Writer holding only empty frames is not
+// idle: they are released when a Flush writes them, and not before.
+func TestWriterIdleWithEmptyFrames(t *testing.T) {
+	rel := newReleaseLog()
+	w := NewWriter((&fakeWriter{}).write, Options{Release: rel.release})
+	if _, err := w.Push(make([]byte, 0, 1), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if w.Idle() {
+		t.Fatal("Idle() with a frame queued and not released")
+	}
+	if _, _, err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Idle() {
+		t.Fatal("not Idle() after the Flush")
+	}
+}
