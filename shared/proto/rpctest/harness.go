@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,4 +136,46 @@ func expectGoroutines(t *testing.T, n int) {
 		buf = buf[:runtime.Stack(buf, true)]
 		t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), n, buf)
 	}
+}
+
+// stallMeter measures how late this process's own timers fire while it
+// runs: how long the machine held the process up, which a bound on a
+// call's lateness must allow for. A busy machine, or the race detector,
+// can stall a test for a good part of a second.
+type stallMeter struct {
+	stop  chan struct{}
+	once  sync.Once
+	done  chan struct{}
+	worst atomic.Int64
+}
+
+func startStallMeter() *stallMeter {
+	m := &stallMeter{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		const step = 2 * time.Millisecond
+		t := time.NewTimer(step)
+		defer t.Stop()
+		for {
+			start := time.Now()
+			t.Reset(step)
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+			}
+			if late := time.Since(start) - step; late > time.Duration(m.worst.Load()) {
+				m.worst.Store(int64(late))
+			}
+		}
+	}()
+	return m
+}
+
+// Stop ends the measure and returns the worst lateness seen. It may be
+// called more than once.
+func (m *stallMeter) Stop() time.Duration {
+	m.once.Do(func() { close(m.stop) })
+	<-m.done
+	return time.Duration(m.worst.Load())
 }
