@@ -27,7 +27,7 @@ func PutBuffer(b *[]byte) {
 }
 
 // ReleaseBuffer gives a frame's buffer back to the pool when the frame was
-// handed over by value, as a writev.Sender hands back what it has written.
+// handed over by value, as a writev.Writer hands back what it has written.
 // b must not be used afterwards.
 func ReleaseBuffer(b []byte) {
 	if cap(b) > maxPooledBuffer {

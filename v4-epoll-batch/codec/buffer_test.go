@@ -15,7 +15,7 @@ func TestBigBuffersLeaveThePool(t *testing.T) {
 		if got := codec.GetBuffer(); cap(*got) > 64<<10 {
 			t.Fatalf("GetBuffer returned a buffer of %d bytes, which PutBuffer should have dropped", cap(*got))
 		}
-		// A frame handed over by value, as a writev.Sender hands back
+		// A frame handed over by value, as a writev.Writer hands back
 		// what it has written.
 		codec.ReleaseBuffer(make([]byte, 0, 1<<20))
 		if got := codec.GetBuffer(); cap(*got) > 64<<10 {
