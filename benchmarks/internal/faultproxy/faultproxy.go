@@ -19,6 +19,7 @@ package faultproxy
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -70,6 +72,7 @@ type Proxy struct {
 	lis    net.Listener
 	target string
 	log    *slog.Logger
+	opts   Options
 	// wg counts every goroutine the proxy started.
 	wg sync.WaitGroup
 
@@ -82,20 +85,47 @@ type Proxy struct {
 	accepted, dialFailures, resets, halfCloses, stalls, fragments, chunks atomic.Int64
 }
 
+// Options configure a proxy.
+type Options struct {
+	// Logger receives what goes wrong with the listener (default
+	// slog.Default()).
+	Logger *slog.Logger
+	// SocketBuffer, when above 0, sets the kernel's send and receive
+	// buffers of the proxy's sockets (SO_SNDBUF, SO_RCVBUF; Linux doubles
+	// the value). Small buffers make a stall felt at once: the peers'
+	// writes block after a few KiB instead of a few MiB.
+	SocketBuffer int
+}
+
 // Listen starts a proxy on a free loopback port that forwards every
-// connection to target. log receives what goes wrong with the listener.
-func Listen(target string, log *slog.Logger) (*Proxy, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+// connection to target.
+func Listen(target string, o Options) (*Proxy, error) {
+	lc := net.ListenConfig{Control: o.control}
+	lis, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{lis: lis, target: target, log: log, conns: make(map[*Conn]struct{})}
+	p := &Proxy{lis: lis, target: target, log: log, opts: o, conns: make(map[*Conn]struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// control sets the socket buffers of a socket before it connects or
+// listens (an accepted socket inherits the listener's).
+func (o Options) control(_, _ string, rc syscall.RawConn) error {
+	if o.SocketBuffer <= 0 {
+		return nil
+	}
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = setBuffers(int(fd), o.SocketBuffer)
+	})
+	return cmp.Or(err, serr)
 }
 
 // Addr returns the address clients connect to.
@@ -126,15 +156,23 @@ func (p *Proxy) Conns() []*Conn {
 	return out
 }
 
-// Calm ends every stall and every fragmenting at once. Half-closed
-// connections stay half-closed.
+// Calm ends every fault at once: stalls and fragmenting end, and the
+// connections a fault half-closed are reset, so that no fault outlives
+// Calm (a half-closed connection would go on dropping requests until its
+// other end closes). The resets are not counted in Stats.
 func (p *Proxy) Calm() {
 	for _, c := range p.Conns() {
 		c.mu.Lock()
 		c.stallUntil = time.Time{}
 		c.fragUntil = time.Time{}
 		c.broadcast()
+		half := c.shut[ToServer] || c.shut[ToClient]
 		c.mu.Unlock()
+		if half {
+			c.client.SetLinger(0)
+			c.server.SetLinger(0)
+			c.close()
+		}
 	}
 }
 
@@ -176,7 +214,8 @@ func (p *Proxy) accept() {
 // the two until both directions end or the connection is closed.
 func (p *Proxy) join(cc *net.TCPConn) {
 	defer p.wg.Done()
-	sc, err := net.DialTimeout("tcp", p.target, DialTimeout)
+	d := net.Dialer{Timeout: DialTimeout, Control: p.opts.control}
+	sc, err := d.Dial("tcp", p.target)
 	if err != nil {
 		p.dialFailures.Add(1)
 		cc.SetLinger(0)
@@ -338,7 +377,7 @@ func (c *Conn) close() bool {
 // pump copies direction d until its source ends or the connection closes.
 func (c *Conn) pump(d Direction) {
 	src, dst := c.ends(d)
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 16<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 && !c.forward(d, dst, buf[:n]) {

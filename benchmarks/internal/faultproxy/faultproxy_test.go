@@ -34,12 +34,17 @@ type pair struct {
 // one connection through them.
 func setup(t *testing.T) pair {
 	t.Helper()
+	return setupWith(t, Options{})
+}
+
+func setupWith(t *testing.T, o Options) pair {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lis.Close() })
-	p, err := Listen(lis.Addr().String(), nil)
+	p, err := Listen(lis.Addr().String(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +210,19 @@ func TestHalfCloseToServer(t *testing.T) {
 	}
 }
 
+func TestCalmResetsHalfClosed(t *testing.T) {
+	pr := setup(t)
+	pr.conn.HalfClose(ToServer)
+	if err := readErr(t, pr.server); err != io.EOF {
+		t.Fatalf("server read: %v, want EOF", err)
+	}
+	pr.p.Calm()
+	if err := readErr(t, pr.client); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read: %v, want a reset", err)
+	}
+	waitClosed(t, pr.p)
+}
+
 func TestHalfCloseToClient(t *testing.T) {
 	pr := setup(t)
 	if !pr.conn.HalfClose(ToClient) {
@@ -246,6 +264,29 @@ func TestStall(t *testing.T) {
 	expect(t, pr.client, []byte("down"))
 	if st := pr.p.Stats(); st.Stalls != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSocketBuffer(t *testing.T) {
+	const n = 8 << 10
+	for name, o := range map[string]Options{"default": {}, "small": {SocketBuffer: n}} {
+		pr := setupWith(t, o)
+		for end, c := range map[string]*net.TCPConn{"client side": pr.conn.client, "server side": pr.conn.server} {
+			rc, err := c.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rcv, snd int
+			rc.Control(func(fd uintptr) {
+				rcv, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+				snd, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+			})
+			// Linux doubles what is set; its defaults are far larger.
+			small := rcv <= 2*n && snd <= 2*n
+			if small != (o.SocketBuffer > 0) {
+				t.Errorf("%s, %s: SO_RCVBUF %d, SO_SNDBUF %d", name, end, rcv, snd)
+			}
+		}
 	}
 }
 
@@ -296,7 +337,7 @@ func TestTargetDown(t *testing.T) {
 	}
 	target := lis.Addr().String()
 	lis.Close()
-	p, err := Listen(target, nil)
+	p, err := Listen(target, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
