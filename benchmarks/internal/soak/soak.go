@@ -17,6 +17,7 @@ package soak
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -247,9 +248,9 @@ func (r *run) run(ctx context.Context) (err error) {
 			return err
 		}
 		r.recover(ctx, cl)
-		return nil
+		return ctx.Err()
 	})
-	if err != nil {
+	if err := cmp.Or(err, ctx.Err()); err != nil {
 		return err
 	}
 	st := r.proxy.Stats()
