@@ -47,6 +47,10 @@ type Result struct {
 	// client closed.
 	GoroutinesStart int `json:"goroutines_start"`
 	GoroutinesEnd   int `json:"goroutines_end"`
+	// MaxLagMS is how late, at worst, a timer of the soak process fired
+	// during the stage: a measure of the machine's load, against which a
+	// hang of about that size would be the soak's own doing.
+	MaxLagMS int64 `json:"max_lag_ms"`
 	// Proxy is what the fault proxy did.
 	Proxy faultproxy.Stats `json:"proxy"`
 	// Failures say why the stage failed; none means it passed.
@@ -65,7 +69,7 @@ func (r *Result) check() {
 		add("%d calls got a reply that was not the bytes they sent (cross-talk)", r.CrossTalk)
 	}
 	if r.Hangs > 0 {
-		add("%d calls were not back by their deadline plus %v (hangs)", r.Hangs, HangMargin)
+		add("%d calls were not back by their deadline plus %v (hangs); the soak's own timers fired at most %d ms late", r.Hangs, HangMargin, r.MaxLagMS)
 	}
 	if r.NoStatus > 0 {
 		add("%d errors carried no status code", r.NoStatus)

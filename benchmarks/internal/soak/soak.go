@@ -159,9 +159,47 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	r := &run{cfg: cfg, im: im, res: Result{Stage: cfg.Stage, Errors: map[string]int64{}}}
 	r.res.GoroutinesStart = runtime.NumGoroutine()
+	lag := watchLag()
 	err := r.run(ctx)
+	r.res.MaxLagMS = lag.stop().Milliseconds()
 	r.res.check()
 	return r.res, err
+}
+
+// lagWatch measures how late this process's timers fire: a hang could
+// otherwise be the soak's own starvation on a busy machine.
+type lagWatch struct {
+	done chan struct{}
+	max  chan time.Duration
+}
+
+func watchLag() *lagWatch {
+	w := &lagWatch{done: make(chan struct{}), max: make(chan time.Duration)}
+	go func() {
+		const tick = 50 * time.Millisecond
+		var worst time.Duration
+		t := time.NewTimer(tick)
+		defer t.Stop()
+		want := time.Now().Add(tick)
+		for {
+			select {
+			case <-w.done:
+				w.max <- worst
+				return
+			case now := <-t.C:
+				worst = max(worst, now.Sub(want))
+				want = time.Now().Add(tick)
+				t.Reset(tick)
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns the worst lateness seen.
+func (w *lagWatch) stop() time.Duration {
+	close(w.done)
+	return <-w.max
 }
 
 // run is the soak of one stage.
@@ -519,6 +557,8 @@ const (
 	modeStop
 )
 
+var modeNames = []string{"warm-up", "chaos", "recovery", "stop"}
+
 // clients is one client of the stage and its caller goroutines.
 type clients struct {
 	client impls.Client
@@ -624,7 +664,7 @@ func (cl *clients) call(r *run, c *caller, seq uint64, mode int32) {
 			delay = time.Duration(rng.Int64N(int64(maxDelay)))
 		}
 	}
-	what := fmt.Sprintf("caller %d seq %d: %s", c.id, seq, describe(panicCall, delay, deadline, len(payload)))
+	what := fmt.Sprintf("%s, caller %d seq %d: %s", modeNames[mode], c.id, seq, describe(panicCall, delay, deadline, len(payload)))
 	start := time.Now()
 	rec := &callRec{start: start, deadline: deadline, what: what}
 	c.cur.Store(rec)
