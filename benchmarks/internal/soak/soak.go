@@ -158,8 +158,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("soak: unknown stage %q", cfg.Stage)
 	}
 	r := &run{cfg: cfg, im: im, res: Result{Stage: cfg.Stage, Errors: map[string]int64{}}}
-	r.res.GoroutinesStart = runtime.NumGoroutine()
+	// The watch's own goroutine is counted at the start and at the end.
 	lag := watchLag()
+	r.res.GoroutinesStart = runtime.NumGoroutine()
 	err := r.run(ctx)
 	r.res.MaxLagMS = lag.stop().Milliseconds()
 	r.res.check()
@@ -186,9 +187,12 @@ func watchLag() *lagWatch {
 			case <-w.done:
 				w.max <- worst
 				return
-			case now := <-t.C:
+			case <-t.C:
+				// The time the goroutine runs, not the time the timer
+				// fired: a starved process is late to both.
+				now := time.Now()
 				worst = max(worst, now.Sub(want))
-				want = time.Now().Add(tick)
+				want = now.Add(tick)
 				t.Reset(tick)
 			}
 		}
@@ -225,12 +229,7 @@ func (r *run) fail(format string, args ...any) {
 func (r *run) sample(kind, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.res.Samples == nil {
-		r.res.Samples = map[string][]string{}
-	}
-	if len(r.res.Samples[kind]) < maxSamples {
-		r.res.Samples[kind] = append(r.res.Samples[kind], fmt.Sprintf(format, args...))
-	}
+	r.sampleLocked(kind, format, args...)
 }
 
 // maxSamples is how many examples of each kind a result keeps.
