@@ -48,7 +48,7 @@ run-v4: ## the same for V4: the epoll server and batched writes
 ##@ Check
 
 # The steps of make test, in order.
-TEST_STEPS := lint proto-check diff-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick
+TEST_STEPS := lint proto-check diff-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick soak-quick
 
 # make test runs its steps and then fails if they changed a tracked file: a
 # go command that rewrites go.work.sum, a generator that writes into the
@@ -118,6 +118,22 @@ lint: $(BIN)/staticcheck ## gofmt -l, go vet, staticcheck
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+##@ Soak
+
+# The soak's two binaries are built once per run into a temporary folder
+# and run directly, so that a signal reaches the soak and the soak's own
+# cleanup ends its server processes.
+SOAK_BUILD = tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	(cd benchmarks && go build -o $$tmp/soak ./cmd/soak && go build -o $$tmp/benchserver ./cmd/benchserver)
+
+.PHONY: soak
+soak: ## the chaos test of every stage, 60 s of faults each (SOAK_DURATION, SOAK_STAGES, SOAK_SEED): benchmarks/results/soak/latest.json
+	@$(SOAK_BUILD); cd benchmarks && $$tmp/soak -server $$tmp/benchserver -out results/soak/latest.json
+
+.PHONY: soak-quick
+soak-quick: ## the chaos test for 10 s per stage, its results in a temporary file (part of make test)
+	@$(SOAK_BUILD); cd benchmarks && $$tmp/soak -server $$tmp/benchserver -duration 10s -out $$tmp/soak.json
 
 ##@ Benchmark
 

@@ -1,10 +1,11 @@
 // Command ladder runs the reliability rows of the conformance suite
 // against every stage and writes docs/reliability.md from the results: a
 // row per fault, a column per stage, each cell pass, fail, or not
-// applicable with the reason the suite gave. Nothing on the page is typed
-// by hand.
+// applicable with the reason the suite gave. Below the rows it renders the
+// last soak run (make soak) from benchmarks/results/soak/latest.json.
+// Nothing on the page is typed by hand.
 //
-//	ladder -root .. -out ../docs/reliability.md
+//	ladder -root .. -out ../docs/reliability.md [-soak FILE]
 //
 // It exits 1 if a row fails on a stage to which it applies.
 package main
@@ -13,13 +14,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"myrpc/benchmarks/internal/soak"
 	"myrpc/shared/proto/rpctest"
 )
 
@@ -40,7 +44,11 @@ type cell struct {
 func main() {
 	root := flag.String("root", "..", "the repository's root")
 	out := flag.String("out", "", "write the page here (default: standard output)")
+	soakFile := flag.String("soak", "", "the soak results to render (default: ROOT/benchmarks/results/soak/latest.json)")
 	flag.Parse()
+	if *soakFile == "" {
+		*soakFile = filepath.Join(*root, "benchmarks", "results", "soak", "latest.json")
+	}
 
 	results := make(map[string]map[string]cell) // stage -> test -> cell
 	failed := 0
@@ -53,6 +61,12 @@ func main() {
 		results[st.name] = cells
 	}
 	page := render(results, &failed)
+	sk, err := renderSoak(*soakFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ladder:", err)
+		os.Exit(1)
+	}
+	page += sk
 	if *out == "" {
 		os.Stdout.WriteString(page)
 	} else if err := os.WriteFile(*out, []byte(page), 0o644); err != nil {
@@ -180,4 +194,37 @@ func render(results map[string]map[string]cell, failed *int) string {
 		w("- %s: %d pass, %d fail, %d not applicable\n", st.name, t["pass"], t["fail"], t["n/a"])
 	}
 	return b.String()
+}
+
+// renderSoak writes the page's soak section from the results of the last
+// soak run; a missing file says so.
+func renderSoak(path string) (string, error) {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("\n## Soak\n\n")
+	w("`make soak` is the chaos test of every stage ([`benchmarks/internal/soak`](../benchmarks/internal/soak/soak.go)): ")
+	w("%d callers with deadlines from 200 ms to 2 s call a server in its own process through a fault proxy that resets, ", soak.DefaultCallers)
+	w("half-closes, stalls and fragments their connections at random times, while the server is killed with SIGKILL or stopped ")
+	w("with SIGTERM and restarted on the same port; some calls ask the server to wait, some call a handler that panics. ")
+	w("Every reply must carry exactly the bytes its call sent (anything else is cross-talk), every failure must carry a status code, ")
+	w("and a call not back by its deadline plus %g s is a hang. ", soak.HangMargin.Seconds())
+	w("When the faults stop, every caller must begin a run of %d successful calls within %g s, and the server's memory and open files ", soak.RecoveryRun, soak.RecoveryLimit.Seconds())
+	w("(at rest, a fresh server after a warm-up against the last one after the recovery) and the client's goroutines must come back ")
+	w("to where they were. `make test` runs it for 10 s per stage; this table is the last `make soak`, ")
+	w("from [`benchmarks/results/soak/latest.json`](../benchmarks/results/soak/latest.json).\n\n")
+	f, err := soak.Read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		w("No soak results yet: run `make soak`.\n")
+		return b.String(), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	w("Run of %s at commit `%s`: %s of faults per stage, %d callers, %s, %d cores; seed %d (`SOAK_SEED=%d make soak` replays its schedule of faults and restarts).\n\n",
+		f.Date, f.Commit, f.Duration, f.Callers, f.GoVersion, f.Cores, f.Seed, f.Seed)
+	w("%s", soak.Table(f.Stages))
+	if fl := soak.Failures(f.Stages); fl != "" {
+		w("\nWhat failed:\n\n%s", fl)
+	}
+	return b.String(), nil
 }

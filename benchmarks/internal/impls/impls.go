@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"myrpc/shared/proto/rpc"
 )
 
 // Kinds of implementation, for the docs.
@@ -35,6 +37,11 @@ type Options struct {
 	// pooled and multiplexed stages); 0 leaves their defaults. grpc-go and
 	// net/rpc use one connection whatever it says.
 	MaxConns int
+
+	// Faults, for the servers of the myrpc stages, registers the service
+	// of package faultsvc too, whose Panic method panics. The soak test
+	// calls it; other servers ignore Faults.
+	Faults bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -52,6 +59,13 @@ type Server interface {
 	// Stop stops serving and closes every connection, waiting for calls in
 	// flight until ctx ends.
 	Stop(ctx context.Context) error
+}
+
+// InvokerClient is a Client whose callers call through a myrpc stage's own
+// client, which Invoker returns: it calls any method, not only Echo.
+type InvokerClient interface {
+	Client
+	Invoker() rpc.Invoker
 }
 
 // Counter is implemented by servers that count their own work, such as the

@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"myrpc/benchmarks/internal/faultsvc"
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/status"
 )
 
 func TestMain(m *testing.M) {
@@ -112,6 +116,67 @@ func TestEcho(t *testing.T) {
 			}
 			if err := stop(); err != nil {
 				t.Errorf("server stop: %v", err)
+			}
+		})
+	}
+}
+
+// TestFaults checks, for every stage, that Options.Faults adds the faultsvc
+// service to the server (its Panic answers Internal and the server answers
+// the next call), that a server without it does not know the method, and
+// that the stage's client offers its Invoker.
+func TestFaults(t *testing.T) {
+	for _, name := range []string{"v1", "v2", "v3", "v4"} {
+		t.Run(name, func(t *testing.T) {
+			im, _ := Lookup(name)
+			for _, faults := range []bool{true, false} {
+				o := quiet
+				o.Faults = faults
+				srv, err := im.NewServer(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				errc := make(chan error, 1)
+				go func() { errc <- srv.Serve(lis) }()
+				cl, err := im.NewClient(lis.Addr().String(), quiet)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ic, ok := cl.(InvokerClient)
+				if !ok {
+					t.Fatalf("the %s client is not an InvokerClient", name)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				want := codes.Internal
+				if !faults {
+					want = codes.Unimplemented
+				}
+				for range 2 {
+					if got := status.Code(faultsvc.Panic(ctx, ic.Invoker(), []byte("x"))); got != want {
+						t.Errorf("faults=%v: Panic: code %v, want %v", faults, got, want)
+					}
+					h, _ := cl.NewCaller()
+					if err := h.Call(ctx, []byte("after")); err != nil {
+						t.Errorf("faults=%v: a call after Panic: %v", faults, err)
+					}
+					h.Close()
+				}
+				cancel()
+				if err := cl.Close(); err != nil {
+					t.Errorf("client close: %v", err)
+				}
+				sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := srv.Stop(sctx); err != nil {
+					t.Errorf("server stop: %v", err)
+				}
+				scancel()
+				if err := <-errc; err != nil {
+					t.Errorf("serve: %v", err)
+				}
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"myrpc/benchmarks/internal/faultsvc"
 	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/services"
@@ -18,11 +19,14 @@ type stageServer interface {
 	Shutdown(ctx context.Context) error
 }
 
-// newStageServer registers the Echo service every stage serves with s and
-// returns it as a Server. errClosed is what the stage's Serve returns after
-// Shutdown.
-func newStageServer(s stageServer, errClosed error) Server {
+// newStageServer registers the Echo service every stage serves with s, and
+// with o.Faults the faultsvc service, and returns it as a Server. errClosed
+// is what the stage's Serve returns after Shutdown.
+func newStageServer(s stageServer, errClosed error, o Options) Server {
 	echo.RegisterEchoServer(s, services.Echo{})
+	if o.Faults {
+		faultsvc.Register(s)
+	}
 	return &stageSrv{s: s, errClosed: errClosed}
 }
 
@@ -43,13 +47,17 @@ func (s *stageSrv) Stop(ctx context.Context) error { return s.s.Shutdown(ctx) }
 // newStageClient returns a Client whose callers all share inv, the client
 // of a myrpc stage, through the generated Echo stub; closeFn closes inv.
 func newStageClient(inv rpc.Invoker, closeFn func() error) Client {
-	return &stageClient{ec: echo.NewEchoClient(inv), closeFn: closeFn}
+	return &stageClient{ec: echo.NewEchoClient(inv), closeFn: closeFn, inv: inv}
 }
 
 type stageClient struct {
 	ec      echo.EchoClient
 	closeFn func() error
+
+	inv rpc.Invoker
 }
+
+func (c *stageClient) Invoker() rpc.Invoker { return c.inv }
 
 func (c *stageClient) NewCaller() (Caller, error) { return stageCaller{c.ec}, nil }
 

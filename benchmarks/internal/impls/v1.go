@@ -12,7 +12,7 @@ func init() {
 		Summary: "myrpc V1 (`v1-basic`): one short TCP connection per call, one goroutine per connection. " +
 			"All callers share one `client.Client`, which dials, writes, reads and closes for every call.",
 		NewServer: func(o Options) (Server, error) {
-			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed), nil
+			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed, o), nil
 		},
 		NewClient: func(addr string, o Options) (Client, error) {
 			c := client.New(addr, client.WithLogger(o.logger()))

@@ -14,7 +14,7 @@ func init() {
 			"256 connections), handlers on an ants goroutine pool. All callers share one `client.Client`; " +
 			"each call borrows a pooled connection for its round trip.",
 		NewServer: func(o Options) (Server, error) {
-			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed), nil
+			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed, o), nil
 		},
 		NewClient: func(addr string, o Options) (Client, error) {
 			opts := []client.Option{client.WithLogger(o.logger())}

@@ -14,7 +14,7 @@ func init() {
 			"a client opens up to 4 connections (a new one when every open one carries a call). " +
 			"Server as in V2. All callers share one `client.Client`.",
 		NewServer: func(o Options) (Server, error) {
-			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed), nil
+			return newStageServer(server.New(server.WithLogger(o.logger())), server.ErrServerClosed, o), nil
 		},
 		NewClient: func(addr string, o Options) (Client, error) {
 			opts := []client.Option{client.WithLogger(o.logger())}

@@ -15,7 +15,7 @@ func init() {
 			"the client is V3's, its requests batched the same way. All callers share one `client.Client`.",
 		NewServer: func(o Options) (Server, error) {
 			s := server.New(server.WithLogger(o.logger()))
-			return &countingServer{Server: newStageServer(s, server.ErrServerClosed), stats: s.Stats}, nil
+			return &countingServer{Server: newStageServer(s, server.ErrServerClosed, o), stats: s.Stats}, nil
 		},
 		NewClient: func(addr string, o Options) (Client, error) {
 			opts := []client.Option{client.WithLogger(o.logger())}

@@ -11,6 +11,9 @@
 // READY once the listener is open; STATS after SIGTERM or SIGINT has stopped
 // the server, and only for implementations that count their work. The
 // process then exits with status 0.
+//
+// With -faults a myrpc stage's server also serves the service of package
+// faultsvc, whose handler panics, for the soak test.
 package serverproc
 
 import (
@@ -46,6 +49,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:0", "listen on host:port")
 	cpu := fs.Int("cpu", -1, "run on this CPU alone, with GOMAXPROCS=1 (-1: anywhere)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	faults := fs.Bool("faults", false, "serve the faultsvc service too (a myrpc stage's server only), as the soak test does")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,15 +88,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		log.Error("benchserver: unknown -impl", "impl", *impl, "known", impls.Names())
 		return 2
 	}
-	if err := run(im, *addr, stdout, log); err != nil {
+	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, stdout, log); err != nil {
 		log.Error("benchserver failed", "impl", im.Name, "err", err)
 		return 1
 	}
 	return 0
 }
 
-func run(im impls.Impl, addr string, stdout io.Writer, log *slog.Logger) error {
-	srv, err := im.NewServer(impls.Options{Logger: log})
+func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slog.Logger) error {
+	srv, err := im.NewServer(o)
 	if err != nil {
 		return err
 	}
