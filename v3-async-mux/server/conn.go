@@ -45,6 +45,8 @@ type conn struct {
 	// land between a request's first byte and its frame deadline.
 	dmu  sync.Mutex
 	idle bool
+	// lingered is set once lingerClose has run; the reader alone uses it.
+	lingered bool
 
 	// inflight counts the requests handed to the workers and not yet
 	// answered; busy is the same count, readable.
@@ -114,6 +116,12 @@ func (c *conn) serve() {
 		}
 		f, ok := c.readRequest(br)
 		if !ok {
+			if c.srv.shuttingDown() {
+				// A request sent after the last one read would make a
+				// plain close reset the connection, and throw away the
+				// responses still on their way: close gently.
+				c.lingerClose()
+			}
 			return
 		}
 		if c.srv.shuttingDown() {
@@ -443,6 +451,10 @@ func (c *conn) write(buf []byte) error {
 // away whatever it has not yet sent: the responses just written can be
 // lost. net/http lingers for the same reason.
 func (c *conn) lingerClose() {
+	if c.lingered {
+		return
+	}
+	c.lingered = true
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}

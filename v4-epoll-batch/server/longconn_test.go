@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -377,4 +378,35 @@ func TestShutdownReleasesWorkers(t *testing.T) {
 			t.Fatal("a server shut down before serving started a worker pool")
 		}
 	})
+}
+
+// TestShutdownClosesIdleGently: a connection that Shutdown finds idle is
+// closed gently: a request its client sends as it closes is read and
+// dropped, not answered by a reset that would destroy the responses still
+// on their way to the client.
+func TestShutdownClosesIdleGently(t *testing.T) {
+	ts := startServer(t)
+	nc := dial(t, ts.addr)
+	write(t, nc, helloFrame(t, 1, "first"))
+	readResponse(t, nc, 5*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(ctxTimeout(t, 5*time.Second)) }()
+	// The server half-closes the connection: its client reads the end.
+	buf := make([]byte, 64)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := nc.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read %d bytes, %v; want the end of the stream", n, err)
+	}
+	// A request sent now, as if the client had not yet seen the end, is
+	// read and dropped: no reset comes back, and the client can still
+	// send.
+	write(t, nc, helloFrame(t, 2, "late"))
+	time.Sleep(100 * time.Millisecond)
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Write(helloFrame(t, 3, "later")); err != nil {
+		t.Fatalf("after a late request: %v; want no reset", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
