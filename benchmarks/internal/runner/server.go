@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"myrpc/benchmarks/internal/pin"
+	"myrpc/benchmarks/internal/tail"
 )
 
 // Server says how to start a bench server process: Path with Args, then
@@ -32,7 +31,7 @@ type Server struct {
 type serverProc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *tailBuffer
+	stderr *tail.Buffer
 
 	// exited is closed when the process has ended; waitErr is then set.
 	exited  chan struct{}
@@ -60,7 +59,7 @@ func startServer(ctx context.Context, cfg Config, impl string) (*serverProc, err
 	cmd := exec.Command(cfg.Server.Path, args...)
 	cmd.Env = env
 	cmd.Stdout = pw
-	p := &serverProc{cmd: cmd, stderr: &tailBuffer{max: 4 << 10}, exited: make(chan struct{}), stdoutDone: make(chan struct{})}
+	p := &serverProc{cmd: cmd, stderr: &tail.Buffer{Max: 4 << 10}, exited: make(chan struct{}), stdoutDone: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.SysProcAttr = procAttr()
 	waited, err := pin.Start(cmd, cfg.ServerCPU)
@@ -148,34 +147,4 @@ func (p *serverProc) stop() (map[string]float64, error) {
 func (p *serverProc) kill() {
 	p.cmd.Process.Kill()
 	<-p.exited
-}
-
-// tailBuffer keeps the last max bytes written to it. It is safe for
-// concurrent use.
-type tailBuffer struct {
-	max int
-	// mu protects b.
-	mu sync.Mutex
-	b  []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the kept text, trimmed, or "(no output)".
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := string(bytes.TrimSpace(t.b))
-	if s == "" {
-		return "(no output on stderr)"
-	}
-	return s
 }

@@ -2,7 +2,6 @@ package soak
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"myrpc/benchmarks/internal/procstat"
+	"myrpc/benchmarks/internal/tail"
 )
 
 // Times the server supervisor allows.
@@ -42,7 +42,7 @@ type server struct {
 // process is one bench server process.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *tailBuffer
+	stderr *tail.Buffer
 	// exited is closed when the process has ended and been reaped;
 	// waitErr is set then.
 	exited  chan struct{}
@@ -62,7 +62,7 @@ func (s *server) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(s.path, "-impl", s.stage, "-addr", addr, "-faults")
 	cmd.Stdout = pw
-	p := &process{cmd: cmd, stderr: &tailBuffer{max: 4 << 10}, exited: make(chan struct{})}
+	p := &process{cmd: cmd, stderr: &tail.Buffer{Max: 4 << 10}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.SysProcAttr = procAttr()
 	err = cmd.Start()
@@ -217,34 +217,4 @@ func (p *process) measure() (usage, error) {
 		return usage{}, err
 	}
 	return usage{rssKiB: rss, fds: len(fds)}, nil
-}
-
-// tailBuffer keeps the last max bytes written to it. It is safe for
-// concurrent use.
-type tailBuffer struct {
-	max int
-	// mu protects b.
-	mu sync.Mutex
-	b  []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the kept text, trimmed.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := string(bytes.TrimSpace(t.b))
-	if s == "" {
-		return "(no output on stderr)"
-	}
-	return s
 }
