@@ -44,6 +44,9 @@ func (*Conn) Hold(int) {}
 // Done does nothing on this system.
 func (*Conn) Done(int) {}
 
+// Full reports false on this system.
+func (*Conn) Full() bool { return false }
+
 // Close does nothing on this system.
 func (*Conn) Close() {}
 
