@@ -154,7 +154,7 @@ func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, w
 			return seq, true, nil // done has run, or will, with the reason
 		}
 		c.mu.Lock()
-		err = cmp.Or(c.broken, c.sendErr, err)
+		err = cmp.Or(c.broken, c.sendErr, status.Errorf(codes.Unavailable, "rpc: send: %w", err))
 		c.mu.Unlock()
 		return 0, false, err
 	}
@@ -194,6 +194,9 @@ func (c *Conn) writeLoop() {
 // begun fail with ErrNotSent, to be sent again elsewhere.
 func (c *Conn) writeFailed(err error) {
 	err = status.Errorf(codes.Unavailable, "rpc: send: %w", err)
+	// First no new call may come: the connection leaves the group, and
+	// Send fails at once.
+	c.stopSending(err)
 	left, started := c.out.Close()
 	for i, f := range left {
 		seq := binary.BigEndian.Uint32(f[4:8])
@@ -202,18 +205,20 @@ func (c *Conn) writeFailed(err error) {
 		if ok {
 			c.remove(seq)
 		}
+		drained := c.drainedLocked()
 		c.mu.Unlock()
-		if !ok {
-			continue // its call has ended already
+		if ok {
+			if i == 0 && started {
+				done(codec.Frame{}, err)
+			} else {
+				done(codec.Frame{}, status.Errorf(codes.Unavailable, "rpc: %w", ErrNotSent))
+			}
+			c.onRelease(c)
 		}
-		if i == 0 && started {
-			done(codec.Frame{}, err)
-		} else {
-			done(codec.Frame{}, status.Errorf(codes.Unavailable, "rpc: %w", ErrNotSent))
+		if drained != nil {
+			c.fail(drained)
 		}
-		c.onRelease(c)
 	}
-	c.stopSending(err)
 }
 
 // nextSeq returns the next sequence id that no call in flight holds,

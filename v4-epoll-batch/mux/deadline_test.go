@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"myrpc/shared/proto/codes"
+	"myrpc/v4-epoll-batch/codec"
 )
 
 // stalledPipe connects a Conn to a server end that never reads. Both
@@ -80,5 +81,24 @@ func TestSendNeverWaits(t *testing.T) {
 	r = await(t, smallCh)
 	if !errors.Is(r.err, ErrNotSent) {
 		t.Fatalf("the queued call ended with %v, want ErrNotSent", r.err)
+	}
+}
+
+// TestSendAfterWriterClosed: a Send that finds the connection's writer
+// closed, before the connection has marked itself as no longer sending,
+// fails as never sent, with a status code, so that its call goes to
+// another connection.
+func TestSendAfterWriterClosed(t *testing.T) {
+	c, _, _ := pipe(t, Config{}, nil)
+	c.out.Close()
+	_, written, err := c.Send(context.Background(), reqFrame(t, "Late", nil), func(codec.Frame, error) {
+		t.Error("the Done of a Send that failed ran")
+	})
+	wantCode(t, err, codes.Unavailable)
+	if written {
+		t.Fatal("written, want never sent")
+	}
+	if got := c.Streams(); got != 0 {
+		t.Fatalf("Streams() = %d, want 0", got)
 	}
 }
