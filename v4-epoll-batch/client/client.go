@@ -111,10 +111,11 @@ func (c *Client) InvokeAsync(ctx context.Context, method string, req, reply prot
 	return c.start(ctx, method, req, reply, opts, true)
 }
 
-// start builds the request frame and makes the first attempt: on the
-// caller's goroutine, or for an async call on one of its own, since the
-// attempt may dial, or wait for other calls' writes. The call ends with its
-// response, its error, or its context, whichever comes first.
+// start builds the request frame and makes the first attempt, on the
+// caller's goroutine. An async call does both on a goroutine of its own,
+// since encoding a big request, dialing, or waiting for other calls' writes
+// takes time its caller does not wait for. The call ends with its response,
+// its error, or its context, whichever comes first.
 func (c *Client) start(ctx context.Context, method string, req, reply proto.Message, opts []rpc.CallOption, detach bool) *async.Future {
 	if c.closed.Load() {
 		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
@@ -131,20 +132,13 @@ func (c *Client) start(ctx context.Context, method string, req, reply proto.Mess
 		cancel()
 		return async.Failed(contextError(err))
 	}
-
-	// Build the whole request frame first: one buffer, one write. Its
-	// sequence id is set by the connection that sends it, for each attempt.
-	rm := &meta.RequestMeta{Service: service, Method: name, Metadata: rpc.OutgoingMetadata(ctx)}
-	if deadline, ok := ctx.Deadline(); ok {
-		rm.TimeoutMs = codec.TimeoutMs(time.Until(deadline))
-	}
-	frame, err := codec.AppendFrame(nil, codec.TypeRequest, 0, rm, req, c.opts.maxFrameSize)
-	if err != nil {
-		cancel()
-		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
-			return async.Failed(status.Errorf(codes.ResourceExhausted, "%w", err))
+	var frame []byte
+	if !detach {
+		var err error
+		if frame, err = c.encodeRequest(ctx, service, name, req); err != nil {
+			cancel()
+			return async.Failed(err)
 		}
-		return async.Failed(status.Errorf(codes.Internal, "%w", err))
 	}
 	c.closeMu.RLock()
 	if c.closed.Load() {
@@ -155,12 +149,37 @@ func (c *Client) start(ctx context.Context, method string, req, reply proto.Mess
 	c.calls.Add(1) // Done in call.end
 	c.closeMu.RUnlock()
 	cl := newCall(c, ctx, cancel, method, frame, reply, c.callOptions(opts))
-	if detach {
-		go cl.attempt()
-	} else {
+	if !detach {
 		cl.attempt()
+		return cl.future
 	}
+	go func() {
+		frame, err := c.encodeRequest(ctx, service, name, req)
+		if err != nil {
+			cl.end(err)
+			return
+		}
+		cl.frame = frame
+		cl.attempt()
+	}()
 	return cl.future
+}
+
+// encodeRequest builds the whole request frame: one buffer, one write. Its
+// sequence id is set by the connection that sends it, for each attempt.
+func (c *Client) encodeRequest(ctx context.Context, service, name string, req proto.Message) ([]byte, error) {
+	rm := &meta.RequestMeta{Service: service, Method: name, Metadata: rpc.OutgoingMetadata(ctx)}
+	if deadline, ok := ctx.Deadline(); ok {
+		rm.TimeoutMs = codec.TimeoutMs(time.Until(deadline))
+	}
+	frame, err := codec.AppendFrame(nil, codec.TypeRequest, 0, rm, req, c.opts.maxFrameSize)
+	if err != nil {
+		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
+			return nil, status.Errorf(codes.ResourceExhausted, "%w", err)
+		}
+		return nil, status.Errorf(codes.Internal, "%w", err)
+	}
+	return frame, nil
 }
 
 // groupError gives a failed Pick its status code: the context's end, every

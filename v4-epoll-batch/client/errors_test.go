@@ -19,6 +19,7 @@ import (
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
+	"myrpc/shared/proto/status"
 	"myrpc/v4-epoll-batch/codec"
 	"myrpc/v4-epoll-batch/mux"
 )
@@ -396,8 +397,10 @@ func TestNoTimeout(t *testing.T) {
 	}
 }
 
-// TestCallFailsBeforeSending: calls that cannot start end at once, with
-// nothing sent.
+// TestCallFailsBeforeSending: calls that cannot start end with nothing
+// sent: at once when the method or the context rules them out, and as soon
+// as the request is encoded when it is over the limit (an async call
+// encodes its request on a goroutine of its own).
 func TestCallFailsBeforeSending(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -408,20 +411,27 @@ func TestCallFailsBeforeSending(t *testing.T) {
 		msg    string
 		code   codes.Code
 		is     error
+		// atOnce says whether the future is done when InvokeAsync returns.
+		atOnce bool
 	}{
-		{"malformed method", context.Background(), "Greeter.Hello", "x", codes.InvalidArgument, nil},
-		{"cancelled context", cancelled, helloworld.Greeter_Hello_FullMethodName, "x", codes.Canceled, context.Canceled},
-		{"request over the frame limit", context.Background(), helloworld.Greeter_Hello_FullMethodName, strings.Repeat("x", 2048), codes.ResourceExhausted, codec.ErrFrameTooLarge},
+		{"malformed method", context.Background(), "Greeter.Hello", "x", codes.InvalidArgument, nil, true},
+		{"cancelled context", cancelled, helloworld.Greeter_Hello_FullMethodName, "x", codes.Canceled, context.Canceled, true},
+		{"request over the frame limit", context.Background(), helloworld.Greeter_Hello_FullMethodName, strings.Repeat("x", 2048), codes.ResourceExhausted, codec.ErrFrameTooLarge, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeServer(t, nil)
 			c := newTestClient(t, fake.addr, WithMaxFrameSize(1024))
 			f := c.InvokeAsync(tt.ctx, tt.method, &helloworld.HelloRequest{Msg: tt.msg}, new(helloworld.HelloReply))
-			select {
-			case <-f.Done():
-			default:
-				t.Fatal("the future of a call that cannot start is not done")
+			if tt.atOnce {
+				select {
+				case <-f.Done():
+				default:
+					t.Fatal("the future of a call that cannot start is not done")
+				}
+			}
+			if err := c.Invoke(tt.ctx, tt.method, &helloworld.HelloRequest{Msg: tt.msg}, new(helloworld.HelloReply)); status.Code(err) != tt.code {
+				t.Fatalf("Invoke: %v, want code %v", err, tt.code)
 			}
 			err := f.Get(context.Background())
 			wantCode(t, err, tt.code)
