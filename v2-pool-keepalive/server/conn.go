@@ -116,7 +116,7 @@ func (c *conn) serve() {
 		}
 		f, ok := c.readRequest(br)
 		if !ok {
-			if c.srv.shuttingDown() {
+			if c.srv.shuttingDown() && c.answeredLately() {
 				// A request sent after the last one read would make a
 				// plain close reset the connection, and throw away the
 				// responses still on their way: close gently.
@@ -445,6 +445,16 @@ func (c *conn) write(buf []byte) error {
 	}
 }
 
+// answeredLately reports whether the connection wrote a response less
+// than lingerFor ago: one that may still be on its way to the client.
+func (c *conn) answeredLately() bool {
+	return time.Since(time.Unix(0, c.lastResponse.Load())) < lingerFor
+}
+
+// lingerFor bounds how long a connection closing gently reads what its
+// peer still sends.
+const lingerFor = 500 * time.Millisecond
+
 // lingerClose half-closes the connection and discards what the peer still
 // sends, for a moment, before the caller closes it. Closing a socket with
 // unread input makes the kernel send a reset instead of a FIN, and throw
@@ -458,6 +468,6 @@ func (c *conn) lingerClose() {
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	c.nc.SetReadDeadline(time.Now().Add(lingerFor))
 	io.CopyN(io.Discard, c.nc, 1<<20)
 }
