@@ -148,24 +148,35 @@ bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s
 
 ##@ Read
 
-# The stage pairs whose diffs are committed under docs/diffs/.
+# The stage pairs whose diffs are committed under docs/diffs/: for each,
+# the code (vA-to-vB.diff) and the tests (vA-to-vB.tests.diff), and the
+# diffstat at the top of the later stage's chapter, made from the two.
 DIFFS := v1-to-v2 v2-to-v3 v3-to-v4
 
 .PHONY: diff
-diff: ## print the diff between two stages: make diff FROM=v1 TO=v2
+diff: ## print the diff between two stages, code then tests: make diff FROM=v1 TO=v2
 	@scripts/stagediff.sh $(FROM) $(TO)
 
 .PHONY: diffs
-diffs: ## regenerate the committed diffs in docs/diffs/
+diffs: ## regenerate the committed diffs in docs/diffs/ and the diffstats in the chapters
 	@mkdir -p docs/diffs
-	@for d in $(DIFFS); do scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} > docs/diffs/$$d.diff; done
+	@for d in $(DIFFS); do \
+	   scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} code > docs/diffs/$$d.diff; \
+	   scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} tests > docs/diffs/$$d.tests.diff; \
+	 done
+	@cd shared/proto && go run ./cmd/diffstat -root ../.. $(DIFFS)
 
 .PHONY: diff-check
-diff-check: ## fail if a committed diff in docs/diffs/ is stale
+diff-check: ## fail if a committed diff in docs/diffs/ or a chapter's diffstat is stale
 	@for d in $(DIFFS); do \
-	   if ! scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} | cmp -s - docs/diffs/$$d.diff; then \
-	     echo "stale: docs/diffs/$$d.diff (run make diffs)"; exit 1; fi; \
-	 done; echo "diff-check: docs/diffs/ is up to date"
+	   for part in code tests; do \
+	     f=docs/diffs/$$d.diff; [ $$part = code ] || f=docs/diffs/$$d.tests.diff; \
+	     if ! scripts/stagediff.sh $${d%%-to-*} $${d##*-to-} $$part | cmp -s - $$f; then \
+	       echo "stale: $$f (run make diffs)"; exit 1; fi; \
+	   done; \
+	 done
+	@cd shared/proto && go run ./cmd/diffstat -root ../.. -check $(DIFFS)
+	@echo "diff-check: docs/diffs/ and the chapters' diffstats are up to date"
 
 ##@ Generate
 
