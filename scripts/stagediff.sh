@@ -51,7 +51,7 @@ tree() { # tree SIDE FOLDER: copies FOLDER to $tmp/SIDE, normalised, and prints 
   (cd "$root/$src" && git ls-files -co --exclude-standard . | grep -vE '(^|/)go\.(mod|sum)$' \
     | while read -r f; do mkdir -p "$tmp/$side/$(dirname "$f")"; cp "$f" "$tmp/$side/$f"; done)
   grep -rlE 'myrpc/v[0-9]-[a-z-]+' "$tmp/$side" | xargs -r sed -i -E 's#myrpc/v[0-9]-[a-z-]+#myrpc/STAGE#g'
-  GIT_INDEX_FILE="$tmp/index.$side" g --work-tree="$tmp/$side" add -A .
+  GIT_INDEX_FILE="$tmp/index.$side" g --work-tree="$tmp/$side" add -A -f .
   GIT_INDEX_FILE="$tmp/index.$side" g write-tree
 }
 a=$(tree a "$from")
