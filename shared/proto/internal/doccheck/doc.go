@@ -19,7 +19,7 @@
 //
 // in docs/v2-pool-keepalive.md (v2-to-v3 in the V3 chapter, v3-to-v4 in
 // the V4 chapter, and just v1 in docs/v1-basic.md), up to the next
-// heading. For example:
+// heading; a chapter has at most one. For example:
 //
 //	## Reading the diff
 //	<!-- reading-path: v1-to-v2 -->
