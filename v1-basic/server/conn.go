@@ -211,6 +211,10 @@ func (c *conn) write(buf []byte) error {
 	}
 }
 
+// lingerFor bounds how long a connection closing gently reads what its
+// peer still sends.
+const lingerFor = 500 * time.Millisecond
+
 // lingerClose half-closes the connection and discards what the peer still
 // sends, for a moment, before the caller closes it. Closing a socket with
 // unread input makes the kernel send a reset instead of a FIN, and throw
@@ -220,6 +224,6 @@ func (c *conn) lingerClose() {
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	c.nc.SetReadDeadline(time.Now().Add(lingerFor))
 	io.CopyN(io.Discard, c.nc, 1<<20)
 }

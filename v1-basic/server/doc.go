@@ -3,11 +3,13 @@
 //
 // V1 keeps the blog's short connection: a connection carries exactly one
 // request and is closed after its response. One goroutine serves each
-// connection. The server defends itself from the start: every frame is
-// checked before anything is allocated, a frame must arrive whole within
-// the frame timeout of its first byte, the number of connections is capped,
-// accept errors such as EMFILE back off instead of spinning, a panicking
-// handler is answered with code 13, Shutdown lets calls in flight finish, a
-// write that the peer takes nothing of for the write timeout is cut off,
-// and a call's context is cancelled when its peer closes the connection.
+// connection.
+//
+// As in every stage, the server defends itself: every frame is checked
+// before anything is allocated, a frame must arrive whole within the frame
+// timeout of its first byte, the number of connections is capped, accept
+// errors such as EMFILE back off instead of spinning, a panicking handler
+// is answered with code 13, Shutdown lets calls in flight finish, a peer
+// that takes nothing for the write timeout is cut off, and a call's
+// context is cancelled when its peer goes.
 package server

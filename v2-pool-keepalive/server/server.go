@@ -286,16 +286,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	err := s.drainConns(ctx)
+	s.stop()
+	return err
+}
+
+// drainConns waits for the connections to close, or closes them when ctx
+// ends.
+func (s *Server) drainConns(ctx context.Context) error {
 	select {
 	case <-s.drained:
-		s.stop()
 		return nil
 	case <-ctx.Done():
 		// A ctx that had ended before the call makes both cases ready;
 		// a server with nothing left to drain has still shut down cleanly.
 		select {
 		case <-s.drained:
-			s.stop()
 			return nil
 		default:
 		}
@@ -304,7 +310,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
-		s.stop()
 		return ctx.Err()
 	}
 }

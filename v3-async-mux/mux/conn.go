@@ -139,20 +139,36 @@ func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, w
 			return 0, false, status.Errorf(contextCode(ctx.Err()), "rpc: gave up waiting to write: %w", ctx.Err())
 		}
 	}
+	c.mu.Lock()
+	stopped := cmp.Or(c.broken, c.sendErr)
+	c.mu.Unlock()
+	if stopped != nil {
+		// A write failed while this call waited for the token: nothing
+		// may follow its frame, and this call has sent nothing.
+		<-c.wsem
+		if !c.Cancel(seq) {
+			return seq, true, nil // the connection broke meanwhile: done has run
+		}
+		return 0, false, stopped
+	}
 	n, err := c.write(ctx, frame)
-	<-c.wsem
 	if err != nil {
 		if !c.Cancel(seq) {
+			<-c.wsem
 			// The connection broke under the write and fail has handed
 			// the call to done already: it ends there, and only there.
 			return seq, true, nil
 		}
 		// A frame cut short leaves the stream out of step: no request
 		// can follow it. The calls sent before it may still be answered.
+		// Sending stops before the token is given back, so that the call
+		// that takes it next finds it stopped.
 		err = status.Errorf(codes.Unavailable, "rpc: send: %w", err)
 		c.stopSending(err)
+		<-c.wsem
 		return 0, n > 0, err
 	}
+	<-c.wsem
 	return seq, true, nil
 }
 

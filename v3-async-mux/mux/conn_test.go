@@ -544,6 +544,50 @@ func TestConnWriteErrorStopsSending(t *testing.T) {
 	}
 }
 
+// TestConnNothingFollowsCutFrame: a call that waits for the write token
+// while another call's write fails mid-frame writes nothing: its bytes
+// would be read as the rest of the cut request. It fails as never sent,
+// with code 14, and can go on another connection.
+func TestConnNothingFollowsCutFrame(t *testing.T) {
+	var fc *faultyConn
+	c, _, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+	var writes atomic.Int32
+	proceed := make(chan struct{})
+	fc.beforeWrite = func() {
+		if writes.Add(1) == 1 {
+			<-proceed // the failing write waits for the next call to queue up
+		}
+	}
+	fc.failAfter.Store(10)
+	failing := sendAsync(c, context.Background(), reqFrame(t, "Failing", nil))
+	waitFor(t, "the failing write to begin", func() bool { return writes.Load() == 1 })
+	next := sendAsync(c, context.Background(), reqFrame(t, "Next", nil))
+	waitFor(t, "the next call to wait for the write token", func() bool { return c.Streams() == 2 })
+	close(proceed)
+
+	for _, tc := range []struct {
+		name        string
+		ch          chan sendResult
+		wantWritten bool
+	}{
+		{"the cut call", failing, true},
+		{"the next call", next, false},
+	} {
+		select {
+		case r := <-tc.ch:
+			wantCode(t, r.err, codes.Unavailable)
+			if r.written != tc.wantWritten {
+				t.Errorf("%s: written %v, want %v", tc.name, r.written, tc.wantWritten)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Send did not return", tc.name)
+		}
+	}
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d writes after the cut frame, want none", n-1)
+	}
+}
+
 // TestConnStoppedClosesWhenDrained: a connection whose sending stopped
 // closes itself once the last call sent before the failed write has left,
 // answered or cancelled, even while the peer keeps its end open.

@@ -547,6 +547,45 @@ func TestConnWriteErrorStopsSending(t *testing.T) {
 	}
 }
 
+// TestConnNothingFollowsCutFrame: a call queued while another call's write
+// fails mid-frame writes nothing: its bytes would be read as the rest of
+// the cut request. It fails as never sent, with code 14, and can go on
+// another connection.
+func TestConnNothingFollowsCutFrame(t *testing.T) {
+	var fc *faultyConn
+	c, _, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+	var writes atomic.Int32
+	proceed := make(chan struct{})
+	fc.beforeWrite = func() {
+		if writes.Add(1) == 1 {
+			<-proceed // the failing write waits for the next call to queue up
+		}
+	}
+	fc.failAfter.Store(10)
+	failingDone, failing := recorder()
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Failing", nil), failingDone); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	waitFor(t, "the failing write to begin", func() bool { return writes.Load() == 1 })
+	nextDone, next := recorder()
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Next", nil), nextDone); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	close(proceed)
+
+	if r := await(t, failing); !errors.Is(r.err, errInjected) {
+		t.Errorf("the cut call ended with %v, want the write's error", r.err)
+	}
+	r := await(t, next)
+	wantCode(t, r.err, codes.Unavailable)
+	if !errors.Is(r.err, ErrNotSent) {
+		t.Errorf("the next call ended with %v, want ErrNotSent", r.err)
+	}
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d writes after the cut frame, want none", n-1)
+	}
+}
+
 // TestConnStoppedClosesWhenDrained: a connection whose sending stopped
 // closes itself once the last call sent before the failed write has left,
 // answered or cancelled, even while the peer keeps its end open.

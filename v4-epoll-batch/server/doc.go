@@ -10,12 +10,17 @@
 // (package writev). A request that finds every worker busy is answered 14
 // at once, since a reactor must never wait. On other systems, and for
 // listeners other than TCP, the server serves a goroutine per connection,
-// as V3 does, and says so in its log. Either
-// way the server defends itself as V1 does: frames checked before anything
-// is allocated, a frame timeout from the first byte, a cap on connections,
-// backoff on accept errors, panics answered with code 13, and a Shutdown
-// that lets calls in flight finish; and as V2 does, it bounds what one
-// connection may take (calls in flight, bytes held), cuts off a peer that
-// takes nothing for the write timeout, and ends the calls of a peer that
-// has gone.
+// as V3 does, and says so in its log.
+//
+// As in every stage, the server defends itself: every frame is checked
+// before anything is allocated, a frame must arrive whole within the frame
+// timeout of its first byte, the number of connections is capped, accept
+// errors such as EMFILE back off instead of spinning, a panicking handler
+// is answered with code 13, Shutdown lets calls in flight finish, a peer
+// that takes nothing for the write timeout is cut off, and a call's
+// context is cancelled when its peer goes.
+//
+// A connection that carries many calls is bounded too: calls in flight and
+// bytes held per connection (past either, the connection is not read, and
+// TCP pushes back), and never more than half the workers.
 package server
