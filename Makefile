@@ -191,6 +191,8 @@ mermaid-tools: $(MERMAID_DIR)/.installed ## install Debian's chromium and the pi
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	   else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
 	 fi
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 13) ? 0 : 1)' || \
+	   echo "warning: node $$(node --version); the Mermaid CLI asks for 22.13 or later (the committed diagrams were drawn with 20.20)"
 
 # npm ci runs again whenever the committed lock file changes. No install
 # script runs: the only one, puppeteer's, would fetch a browser.
