@@ -48,7 +48,7 @@ run-v4: ## the same for V4: the epoll server and batched writes
 ##@ Check
 
 # The steps of make test, in order.
-TEST_STEPS := lint proto-check diff-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick soak-quick
+TEST_STEPS := lint proto-check diff-check diagram-check ladder-check gotest gowork-off cross interop fuzz smoke bench-quick soak-quick
 
 # make test runs its steps and then fails if they changed a tracked file: a
 # go command that rewrites go.work.sum, a generator that writes into the
@@ -177,6 +177,43 @@ diff-check: ## fail if a committed diff in docs/diffs/ or a chapter's diffstat i
 	 done
 	@cd shared/proto && go run ./cmd/diffstat -root ../.. -check $(DIFFS)
 	@echo "diff-check: docs/diffs/ and the chapters' diffstats are up to date"
+
+##@ Diagrams
+
+# The Mermaid CLI that draws the ```mermaid blocks of docs/*.md, pinned
+# with everything it pulls in by scripts/mermaid/package-lock.json, and
+# installed by npm ci into .bin/mermaid/. It drives Debian's chromium
+# (scripts/mermaid/puppeteer.json), never a browser of puppeteer's own.
+MERMAID_DIR := $(BIN)/mermaid
+MERMAID_ENV := PUPPETEER_SKIP_DOWNLOAD=1 MERMAID_DIR=$(MERMAID_DIR)
+
+.PHONY: diagrams
+diagrams: mermaid-tools ## render every ```mermaid block of docs/*.md to docs/diagrams/<chapter>-<n>.svg, link each below its block
+	@$(MERMAID_ENV) node scripts/mermaid/diagrams.mjs render
+
+.PHONY: diagram-check
+diagram-check: mermaid-tools ## fail if a ```mermaid block of docs/*.md does not render, or docs/diagrams/ is stale
+	@$(MERMAID_ENV) node scripts/mermaid/diagrams.mjs check
+
+.PHONY: mermaid-tools
+mermaid-tools: $(MERMAID_DIR)/.installed ## install Debian's chromium and the pinned Mermaid CLI into .bin/mermaid/
+	@if [ ! -x /usr/bin/chromium ]; then \
+	   echo "installing chromium (Debian)"; \
+	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	   else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	 fi
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 13) ? 0 : 1)' || \
+	   echo "warning: node $$(node --version); the Mermaid CLI asks for 22.13 or later (the committed diagrams were drawn with 20.20)"
+
+# npm ci runs again whenever the committed lock file changes. No install
+# script runs: the only one, puppeteer's, would fetch a browser.
+$(MERMAID_DIR)/.installed: scripts/mermaid/package.json scripts/mermaid/package-lock.json
+	@command -v npm >/dev/null || { echo "mermaid-tools: npm is needed (Debian: apt-get install npm)"; exit 1; }
+	@echo "installing the Mermaid CLI into $(MERMAID_DIR) (npm ci)"
+	@rm -rf $(MERMAID_DIR) && mkdir -p $(MERMAID_DIR)
+	@cp scripts/mermaid/package.json scripts/mermaid/package-lock.json $(MERMAID_DIR)/
+	@cd $(MERMAID_DIR) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ##@ Generate
 
