@@ -107,8 +107,9 @@ func WithWorkers(n int) Option {
 // max concurrent streams does. A connection at the cap is not read until
 // one of its calls has been answered: TCP pushes back on its client, and
 // the other connections' calls go on. The cap is at most half the workers
-// (WithWorkers), so that no connection can hold every worker. 0 means no
-// cap. Default: 1024.
+// (WithWorkers), so that no connection can hold every worker; 0 asks for
+// no cap of its own, which leaves that one (none if the workers are not
+// limited). Default: 1024.
 func WithMaxConnCalls(n int) Option {
 	return func(o *options) { o.maxConnCalls = n }
 }
