@@ -49,8 +49,10 @@ func main() {
 	}
 	if *compare == "" || *compareStats == "" || *statsURL == "" {
 		fmt.Println("   (pass -stats, -compare and -compare-stats to compare with a V3 server)")
+	} else if conns == 0 {
+		fmt.Println("   (too few to compare)")
 	} else {
-		fmt.Printf("   with %d connections open: goroutines  memory (RSS)\n", conns)
+		fmt.Printf("   %-27s %10s  %s\n", fmt.Sprintf("with %d connections open:", conns), "goroutines", "memory (RSS)")
 		reactors := 0.0
 		for _, s := range []struct{ name, addr, stats string }{
 			{"V3 server", *compare, *compareStats},
