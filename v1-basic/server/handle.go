@@ -41,6 +41,7 @@ func (s *Server) newLink(only map[string]bool) link {
 // the response meta and, on success, the reply.
 func (l *link) handle(seq uint32, metaBytes, body []byte) (*meta.ResponseMeta, proto.Message) {
 	s := l.srv
+	s.calls.Add(1)
 	req, err := codec.DecodeRequestMeta(metaBytes)
 	if err != nil {
 		return errorMeta(status.Errorf(codes.InvalidArgument, "rpc: cannot decode the request meta: %v", err)), nil

@@ -35,7 +35,10 @@ type Server struct {
 	// a Shutdown runs out of time.
 	baseCtx context.Context
 	cancel  context.CancelFunc
-	connID  atomic.Uint64
+	// connID numbers the connections accepted, so it also counts them;
+	// calls counts the requests handled (Stats).
+	connID atomic.Uint64
+	calls  atomic.Uint64
 
 	// mu protects the fields below, and serialises Register.
 	mu         sync.Mutex

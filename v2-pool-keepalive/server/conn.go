@@ -137,6 +137,7 @@ func (c *conn) serve() {
 		if !c.takeWorker() {
 			return
 		}
+		c.srv.workerTaken()
 		c.inflight.Add(1)
 		c.busy.Add(1)
 		c.held.Add(size)

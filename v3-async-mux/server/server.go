@@ -37,7 +37,10 @@ type Server struct {
 	// a Shutdown runs out of time.
 	baseCtx context.Context
 	cancel  context.CancelFunc
-	connID  atomic.Uint64
+	// connID numbers the connections accepted, so it also counts them;
+	// calls counts the requests handled (Stats).
+	connID atomic.Uint64
+	calls  atomic.Uint64
 
 	// workers runs the handlers (WithWorkers). It starts with the first
 	// Serve, so that a server never served starts no goroutines.
@@ -47,6 +50,9 @@ type Server struct {
 	// connection's reader can wait for a free worker and watch its
 	// connection at once; nil when the pool has no bound.
 	freeWorkers chan struct{}
+	// busyWorkers counts the workers taken for calls, and peakWorkers the
+	// most there have been at once (Stats).
+	busyWorkers, peakWorkers atomic.Int64
 
 	// mu protects the fields below, and serialises Register.
 	mu         sync.Mutex
@@ -209,8 +215,21 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 	}
 }
 
+// workerTaken counts a worker taken for a call, and keeps the most that
+// have been busy at once.
+func (s *Server) workerTaken() {
+	n := s.busyWorkers.Add(1)
+	for {
+		peak := s.peakWorkers.Load()
+		if n <= peak || s.peakWorkers.CompareAndSwap(peak, n) {
+			return
+		}
+	}
+}
+
 // releaseWorker gives back the token of a worker whose call has ended.
 func (s *Server) releaseWorker() {
+	s.busyWorkers.Add(-1)
 	if s.freeWorkers != nil {
 		<-s.freeWorkers
 	}

@@ -61,6 +61,8 @@ type Stats struct {
 	Reads, Writes, FramesOut uint64
 	// Conns is the number of open connections.
 	Conns int
+	// Loops is the number of sub-reactors (Config.Loops).
+	Loops int
 }
 
 // tick is how often a loop checks its connections' timeouts.

@@ -128,6 +128,7 @@ func (e *Engine) Stats() Stats {
 		Writes:    e.counters.Writes.Load(),
 		FramesOut: e.counters.Frames.Load(),
 		Conns:     int(e.conns.Load()),
+		Loops:     len(e.loops),
 	}
 }
 

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net"
-	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -128,6 +127,7 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 			c.respond(seq, busyMeta(), nil)
 			continue
 		}
+		s.workerTaken()
 		pc.Hold(n)
 		if err := s.workers.Submit(func() {
 			defer s.releaseWorker()
@@ -147,27 +147,4 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 			return consumed, 0, nil
 		}
 	}
-}
-
-// Stats reports the engines' work: frames per read and per write system
-// call, for the benchmarks.
-func (s *Server) Stats() map[string]float64 {
-	s.mu.Lock()
-	engines := slices.Clone(s.engines)
-	s.mu.Unlock()
-	var reads, writes, framesOut uint64
-	for _, e := range engines {
-		st := e.Stats()
-		reads += st.Reads
-		writes += st.Writes
-		framesOut += st.FramesOut
-	}
-	out := map[string]float64{}
-	if writes > 0 {
-		out["frames_per_write"] = float64(framesOut) / float64(writes)
-	}
-	if reads > 0 {
-		out["frames_per_read"] = float64(s.framesIn.Load()) / float64(reads)
-	}
-	return out
 }

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ func TestReactor(t *testing.T) {
 		{"SlowReaderServed", TestSlowReaderServed},
 		{"CallsEndWithTheirConnection", TestCallsEndWithTheirConnection},
 		{"MaxTimeout", TestMaxTimeout},
+		{"Stats", TestStats},
+		{"StatsWorkers", TestStatsWorkers},
 	} {
 		t.Run(tt.name, tt.fn)
 	}
@@ -89,4 +92,39 @@ func TestReactorWorkersFull(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReactorStats: a server on the epoll engine reports its reactors (one
+// loop per GOMAXPROCS by default) and how many frames each read and each
+// writev carried.
+func TestReactorStats(t *testing.T) {
+	s := New(WithLogger(quietLogger()))
+	s.useReactor = true
+	helloworld.RegisterGreeterServer(s, services.Greeter{})
+	ts := serveOn(t, s)
+	wantStat(t, s, "reactors", float64(runtime.GOMAXPROCS(0)))
+	if _, ok := s.Stats()["frames_per_write"]; ok {
+		t.Fatal("frames_per_write before any write")
+	}
+	// Three requests in one write: one read brings them all in.
+	nc := dial(t, ts.addr)
+	var reqs []byte
+	for seq := range uint32(3) {
+		reqs = append(reqs, helloFrame(t, seq+1, "stats")...)
+	}
+	write(t, nc, reqs)
+	for range 3 {
+		var reply helloworld.HelloReply
+		f, rm := readResponse(t, nc, 5*time.Second)
+		wantReply(t, f, rm, &reply)
+	}
+	st := s.Stats()
+	if st["frames_per_write"] < 1 || st["frames_per_write"] > 3 {
+		t.Errorf("frames_per_write = %v, want 1 to 3", st["frames_per_write"])
+	}
+	if st["frames_per_read"] < 1 || st["frames_per_read"] > 3 {
+		t.Errorf("frames_per_read = %v, want 1 to 3", st["frames_per_read"])
+	}
+	wantStat(t, s, "calls", 3)
+	wantStat(t, s, "conns_open", 1)
 }

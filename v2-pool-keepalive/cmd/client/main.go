@@ -1,11 +1,13 @@
-// Command client runs the V2 demo: calls through the connection pool, and
-// what the pool did with them.
+// Command client runs the V2 demo: calls through the connection pool, what
+// the pool did with them, and what the server saw (-stats).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ import (
 func main() {
 	configPath := flag.String("config", "rpc.yaml", "the configuration file")
 	addr := flag.String("addr", "", "the server's host:port (default: client.target from the config)")
+	statsURL := flag.String("stats", "", "the URL of the server's counters (its -stats-addr, then /stats)")
 	flag.Parse()
 
 	cfg, err := config.Load(*configPath)
@@ -79,8 +82,20 @@ func main() {
 	wg.Wait()
 	s := cli.PoolStats()
 	fmt.Printf("   %d calls, %d errors, in %v; %s\n", goroutines*each, errs, time.Since(start).Round(time.Millisecond), show(s))
-	fmt.Printf("   %d connections carried %d calls.\n", s.Misses, s.Hits+s.Misses)
+	fmt.Printf("   %d connections carried %d calls (step 1's and these): %d is the pool's cap, set low\n", s.Misses, s.Hits+s.Misses, maxActive)
+	fmt.Printf("   here (rpc.yaml's max_active is %d), and %d goroutines keep every connection busy, so\n", cfg.Client.Pool.MaxActive, goroutines)
+	fmt.Println("   the pool dialed each once (a miss) and every other call reused one (a hit).")
 	failed = failed || errs > 0 || s.Misses > maxActive
+	if *statsURL == "" {
+		fmt.Println("   (pass -stats to see the server's side)")
+	} else if st, err := fetchStats(*statsURL); err != nil {
+		fmt.Println("   cannot read the server's stats:", err)
+		failed = true
+	} else {
+		fmt.Printf("   server: %v connections accepted, %v calls; at most %v of its %v workers busy at once:\n",
+			st.RPC["conns_accepted"], st.RPC["calls"], st.RPC["workers_busy_peak"], st.RPC["workers"])
+		fmt.Printf("   a pooled connection carries one call at a time, so %d connections keep at most %d busy.\n", maxActive, maxActive)
+	}
 
 	fmt.Println("3. Echo that outlasts its 100 ms deadline: its connection may hold a late")
 	fmt.Println("   response, so it is closed, never reused (discarded).")
@@ -93,4 +108,24 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// serverStats is what the demo server serves at -stats-addr: its counters
+// (server.Stats), its goroutines and its resident memory.
+type serverStats struct {
+	RPC        map[string]float64 `json:"rpc"`
+	Goroutines int                `json:"goroutines"`
+	RSSBytes   int64              `json:"rss_bytes"`
+}
+
+// fetchStats reads the server's stats from url.
+func fetchStats(url string) (serverStats, error) {
+	var st serverStats
+	resp, err := http.Get(url)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
 }

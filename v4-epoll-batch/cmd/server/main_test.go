@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -71,19 +73,22 @@ func TestRunFails(t *testing.T) {
 		name string
 		path string
 		addr string
+		// stats is the -stats-addr.
+		stats string
 		// want is a part of the error's text.
 		want string
 	}{
-		{"missing file", filepath.Join(t.TempDir(), "nope.yaml"), "", "nope.yaml"},
-		{"invalid setting", writeConfig(t, "127.0.0.1:0", "  max_conns: -1\n"), "", "max_conns"},
-		{"address in use", writeConfig(t, busy.Addr().String(), ""), "", "address already in use"},
-		{"-addr in use", writeConfig(t, "127.0.0.1:0", ""), busy.Addr().String(), "address already in use"},
+		{"missing file", filepath.Join(t.TempDir(), "nope.yaml"), "", "", "nope.yaml"},
+		{"invalid setting", writeConfig(t, "127.0.0.1:0", "  max_conns: -1\n"), "", "", "max_conns"},
+		{"address in use", writeConfig(t, busy.Addr().String(), ""), "", "", "address already in use"},
+		{"-addr in use", writeConfig(t, "127.0.0.1:0", ""), busy.Addr().String(), "", "address already in use"},
+		{"-stats-addr in use", writeConfig(t, "127.0.0.1:0", ""), "", busy.Addr().String(), "address already in use"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(&syncBuffer{}, nil))
 			done := make(chan error, 1)
-			go func() { done <- run(log, tt.path, tt.addr) }()
+			go func() { done <- run(log, tt.path, tt.addr, tt.stats) }()
 			select {
 			case err := <-done:
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -112,6 +117,12 @@ func TestRunShutsDownOnSignal(t *testing.T) {
 	}
 	addr := free.Addr().String()
 	free.Close()
+	free, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statsAddr := free.Addr().String()
+	free.Close()
 	path := writeConfig(t, busy.Addr().String(), "  shutdown_timeout: 2s\n")
 
 	// Should run's handler be gone by the time the signal arrives, this
@@ -123,7 +134,7 @@ func TestRunShutsDownOnSignal(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	done := make(chan error, 1)
-	go func() { done <- run(log, path, addr) }()
+	go func() { done <- run(log, path, addr, statsAddr) }()
 
 	c := client.New(addr, client.WithTimeout(5*time.Second))
 	defer c.Close()
@@ -147,6 +158,12 @@ func TestRunShutsDownOnSignal(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// -stats-addr serves the server's counters, which have seen the call.
+	stats := getStats(t, "http://"+statsAddr+"/stats")
+	if stats.RPC["calls"] < 1 || stats.RPC["conns_accepted"] < 1 || stats.Goroutines < 1 {
+		t.Fatalf("stats %+v, want a call, a connection and goroutines", stats)
+	}
+
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +178,32 @@ func TestRunShutsDownOnSignal(t *testing.T) {
 	if !strings.Contains(logs.String(), "shut down cleanly") {
 		t.Fatalf("no clean shutdown in the log:\n%s", logs)
 	}
-	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		conn.Close()
-		t.Fatal("the server still listens after run returned")
+	for _, a := range []string{addr, statsAddr} {
+		if conn, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			conn.Close()
+			t.Fatalf("the server still listens on %s after run returned", a)
+		}
 	}
+}
+
+// stats is the JSON that -stats-addr serves.
+type stats struct {
+	RPC        map[string]float64 `json:"rpc"`
+	Goroutines int                `json:"goroutines"`
+	RSSBytes   int64              `json:"rss_bytes"`
+}
+
+// getStats reads the stats at url.
+func getStats(t *testing.T, url string) stats {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
