@@ -1,4 +1,4 @@
-// Command server runs the V2 demo server: Greeter and Echo, configured by
+// Command server runs the V3 demo server: Greeter and Echo, configured by
 // rpc.yaml. SIGINT or SIGTERM shuts it down gracefully.
 package main
 
