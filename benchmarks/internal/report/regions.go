@@ -201,7 +201,7 @@ func cmpOr(v, otherwise float64) float64 {
 // burst/impl or hol/impl.
 func findRow(ref string, rows []results.Row) (results.Row, error) {
 	parts := strings.Split(ref, "/")
-	want := func(r results.Row) bool { return false }
+	var want func(r results.Row) bool
 	switch {
 	case len(parts) == 2 && (parts[0] == "burst" || parts[0] == "hol"):
 		kind := results.KindBurst
