@@ -22,6 +22,12 @@ import (
 //	<!-- /bench -->
 //	<!-- bench:bursts impls=v1,grpc --> … <!-- /bench -->
 //	<!-- bench:hols impls=v1,v3 --> … <!-- /bench -->
+//	<!-- bench:for-commit 724a71ecf1fc -->prose about that run<!-- /bench -->
+//
+// A for-commit region is prose written about one run, such as what has
+// changed in the code since: it is left as it is while the results are of
+// that commit, and is an error once they are not, so that a new run makes
+// someone revise it.
 //
 // An EXPR is terms joined by the operators * / + -, each a separate word,
 // worked out from left to right. A term is a number, a value of the run
@@ -49,7 +55,7 @@ func Rewrite(doc string, rows []results.Row) (string, error) {
 	out := regionRE.ReplaceAllStringFunc(doc, func(m string) string {
 		sub := regionRE.FindStringSubmatch(m)
 		spec := strings.TrimSpace(sub[1])
-		body, err := region(spec, rows)
+		body, err := region(spec, sub[2], rows)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("<!-- bench:%s -->: %w", spec, err)
@@ -61,10 +67,16 @@ func Rewrite(doc string, rows []results.Row) (string, error) {
 	return out, firstErr
 }
 
-// region returns the content of the region with spec.
-func region(spec string, rows []results.Row) (string, error) {
+// region returns the new content of the region with spec and content
+// old.
+func region(spec, old string, rows []results.Row) (string, error) {
 	kind, args, _ := strings.Cut(spec, " ")
 	switch kind {
+	case "for-commit":
+		if c := runRow(rows).Machine.GitCommit; c != strings.TrimSpace(args) {
+			return "", fmt.Errorf("written about the run of commit %s, but the results are of commit %s: revise it", args, c)
+		}
+		return old, nil
 	case "table", "bursts", "hols":
 		opts, err := tableArgs(args)
 		if err != nil {

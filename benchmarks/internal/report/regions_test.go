@@ -62,6 +62,7 @@ func TestRewriteErrors(t *testing.T) {
 		"table impls=v1 cols=mph", // no such column
 		"table callers=64",        // no impls
 		"bursts impls=v3",         // no such burst
+		"for-commit 724a71ecf1fc", // prose about another run
 	} {
 		if _, err := Rewrite("<!-- bench:"+spec+" -->x<!-- /bench -->", rows); err == nil {
 			t.Errorf("%s: no error", spec)
@@ -119,5 +120,12 @@ func TestHandEditedNumberIsStale(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "docs", "v1-basic.md")); string(b) != good {
 		t.Fatalf("after RewriteRegions: %q, want %q", b, good)
+	}
+}
+
+func TestForCommit(t *testing.T) {
+	doc := "<!-- bench:for-commit abc123 -->Since then, V4 writes differently.<!-- /bench -->"
+	if got, err := Rewrite(doc, regionRows()); err != nil || got != doc {
+		t.Fatalf("Rewrite of prose about the results' own commit = %q, %v; want it unchanged", got, err)
 	}
 }
