@@ -138,7 +138,7 @@ soak-quick: ## the chaos test for 10 s per stage, its results in a temporary fil
 ##@ Benchmark
 
 .PHONY: bench-all
-bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/latest/ and docs/benchmarks.md
+bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/latest/, docs/benchmarks.md and the numbers in README.md and the chapters
 	cd benchmarks && go run ./cmd/benchall -out results/latest -doc ../docs/benchmarks.md
 
 .PHONY: bench-docs
