@@ -138,8 +138,12 @@ soak-quick: ## the chaos test for 10 s per stage, its results in a temporary fil
 ##@ Benchmark
 
 .PHONY: bench-all
-bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/latest/ and docs/benchmarks.md
+bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/latest/, docs/benchmarks.md and the numbers in README.md and the chapters
 	cd benchmarks && go run ./cmd/benchall -out results/latest -doc ../docs/benchmarks.md
+
+.PHONY: bench-docs
+bench-docs: ## write docs/benchmarks.md and the benchmark numbers in README.md and docs/*.md again from benchmarks/results/latest/results.json
+	cd benchmarks && go run ./cmd/benchdoc -in results/latest/results.json -doc ../docs/benchmarks.md
 
 .PHONY: bench-quick
 bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s each

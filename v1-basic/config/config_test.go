@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,21 @@ func TestLoadRepoConfig(t *testing.T) {
 	want.Server.ShutdownTimeout = 5 * time.Second
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("Load(../rpc.yaml) =\n%+v\nwant\n%+v", *c, want)
+	}
+}
+
+// TestKeys: Keys names every setting a document sets, nested ones by their
+// dotted path and a list as one setting.
+func TestKeys(t *testing.T) {
+	got, err := config.Keys([]byte("server:\n  services:\n    - name: a\n  max_conns: 3\nclient:\n  timeout: 1s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"client.timeout", "server.max_conns", "server.services"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Keys = %q, want %q", got, want)
+	}
+	if _, err := config.Keys([]byte("server: [")); err == nil {
+		t.Fatal("Keys of a broken document succeeded")
 	}
 }

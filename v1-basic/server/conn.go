@@ -180,7 +180,9 @@ func (c *conn) readRequest(br *bufio.Reader) (f codec.Frame, ok bool) {
 	return codec.Frame{Header: h, Meta: metaBytes, Body: body}, true
 }
 
-// writeResponse writes one response frame, in one write.
+// writeResponse writes one response frame, encoded whole into one buffer
+// so that it goes out in one Write (more only when the write timeout
+// passes with part of it written; see write).
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
 	// Every response says that the connection closes after it (one request
 	// per connection), so that a client that keeps connections, of a later

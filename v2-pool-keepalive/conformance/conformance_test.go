@@ -1,5 +1,5 @@
 // Package conformance runs the shared conformance suite (package
-// myrpc/shared/proto/rpctest) against the V1 server and client.
+// myrpc/shared/proto/rpctest) against the V2 server and client.
 package conformance
 
 import (

@@ -26,12 +26,13 @@ type Config struct {
 	MaxActive int
 	// MaxIdle caps the idle connections kept for one target. Default: 64.
 	MaxIdle int
-	// IdleTimeout closes a connection that has been idle this long. Keep it
-	// below the server's idle timeout, so the pool drops a connection before
-	// the server does. Default: 30 s.
+	// IdleTimeout closes a connection that has been idle this long, whether
+	// or not a Get comes: a timer sweeps the idle connections while there
+	// are any. Keep it below the server's idle timeout, so the pool drops a
+	// connection before the server does. Default: 30 s.
 	IdleTimeout time.Duration
-	// MaxLifetime closes a connection this old when it comes back or is
-	// next taken, so that connections are renewed. Default: 10 min.
+	// MaxLifetime closes a connection this old when it comes back, is next
+	// taken, or sits idle, so that connections are renewed. Default: 10 min.
 	MaxLifetime time.Duration
 	// WaitTimeout bounds the wait for a connection when MaxActive are open;
 	// the caller's context bounds it too. Default: 1 s.
@@ -129,6 +130,10 @@ type Pool struct {
 	// slot is yours: dial".
 	waiters list.List
 	closed  bool
+	// sweep, while idle connections are kept, is the timer that closes
+	// them when they expire, due at sweepAt; nil when none is armed.
+	sweep   *time.Timer
+	sweepAt time.Time
 	// drained is closed when the pool is closed and no connection is open.
 	drained chan struct{}
 }
@@ -267,7 +272,62 @@ func (p *Pool) Put(c *Conn, err error) {
 	}
 	c.idleSince = now
 	p.idle = append(p.idle, c)
+	if at := p.expiry(c); p.sweep == nil || at.Before(p.sweepAt) {
+		p.armSweepLocked(at, now)
+	}
 	p.mu.Unlock()
+}
+
+// expiry is when idle connection c must be closed.
+func (p *Pool) expiry(c *Conn) time.Time {
+	idle, old := c.idleSince.Add(p.cfg.IdleTimeout), c.created.Add(p.cfg.MaxLifetime)
+	if old.Before(idle) {
+		return old
+	}
+	return idle
+}
+
+// armSweepLocked sets the sweep timer to fire at at.
+func (p *Pool) armSweepLocked(at, now time.Time) {
+	p.sweepAt = at
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(at.Sub(now), p.sweepIdle)
+		return
+	}
+	p.sweep.Reset(at.Sub(now))
+}
+
+// sweepIdle runs on the sweep timer: it closes the idle connections that
+// have expired and arms the timer for the next one to expire, if any stay
+// idle. So idle connections close on time even when no Get comes to find
+// them, as database/sql's do.
+func (p *Pool) sweepIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	keep := p.idle[:0]
+	for _, c := range p.idle {
+		if at := p.expiry(c); at.After(now) {
+			keep = append(keep, c)
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+			continue
+		}
+		p.counts.evicted.Add(1)
+		p.closeLocked(c)
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	if next.IsZero() {
+		p.sweep = nil
+		return
+	}
+	p.armSweepLocked(next, now)
 }
 
 // closeLocked closes a connection and frees its slot for a waiter.
@@ -347,6 +407,10 @@ func (p *Pool) Close(ctx context.Context) error {
 			p.open--
 		}
 		p.idle = nil
+		if p.sweep != nil {
+			p.sweep.Stop()
+			p.sweep = nil
+		}
 		for ch := p.popWaiter(); ch != nil; ch = p.popWaiter() {
 			close(ch) // the waiter returns ErrClosed
 		}

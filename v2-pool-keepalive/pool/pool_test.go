@@ -340,6 +340,52 @@ func TestExpiry(t *testing.T) {
 	})
 }
 
+// TestIdleSweep: idle connections close when they expire even if no Get
+// comes to find them, and Close stops the timer that closes them.
+func TestIdleSweep(t *testing.T) {
+	const short = 50 * time.Millisecond
+	t.Run("idle timeout", func(t *testing.T) {
+		p, d := newTestPool(t, Config{IdleTimeout: short})
+		c1, c2 := mustGet(t, p), mustGet(t, p)
+		p.Put(c1, nil)
+		time.Sleep(short / 2)
+		p.Put(c2, nil)
+		wantClosed(t, c1)
+		wantClosed(t, c2)
+		if !waitFor(5*time.Second, func() bool { return d.open.Load() == 0 }) {
+			t.Fatalf("%d connections open after IdleTimeout with no Get", d.open.Load())
+		}
+		wantStats(t, p, Stats{Misses: 2, Evicted: 2})
+		c3 := mustGet(t, p)
+		wantOpen(t, c3)
+		p.Put(c3, nil)
+		wantClosed(t, c3)
+	})
+	t.Run("max lifetime", func(t *testing.T) {
+		p, _ := newTestPool(t, Config{MaxLifetime: 3 * short})
+		c1 := mustGet(t, p)
+		p.Put(c1, nil)
+		wantClosed(t, c1)
+		wantStats(t, p, Stats{Misses: 1, Evicted: 1})
+	})
+	t.Run("Close stops it", func(t *testing.T) {
+		p, _ := newTestPool(t, Config{IdleTimeout: short})
+		c1 := mustGet(t, p)
+		p.Put(c1, nil)
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		p.mu.Lock()
+		armed := p.sweep != nil
+		p.mu.Unlock()
+		if armed {
+			t.Fatal("the sweep timer is still armed after Close")
+		}
+		time.Sleep(2 * short)
+		wantStats(t, p, Stats{Misses: 1})
+	})
+}
+
 // TestPutError: a connection put back with an error is closed and counted,
 // and its slot goes to a waiting Get, which dials.
 func TestPutError(t *testing.T) {

@@ -398,7 +398,9 @@ func (c *conn) keepWaiting() bool {
 	return !s.shuttingDown()
 }
 
-// writeResponse writes one response frame, in one write, under wmu.
+// writeResponse writes one response frame under wmu, encoded whole into
+// one buffer so that it goes out in one Write (more only when the write
+// timeout passes with part of it written; see write).
 func (c *conn) writeResponse(seq uint32, rm *meta.ResponseMeta, reply proto.Message) {
 	s := c.srv
 	bp := c.encodeResponse(seq, rm, reply)

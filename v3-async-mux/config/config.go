@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -138,6 +139,34 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// Keys returns the dotted names of the settings a YAML document sets, such
+// as "server.frame_timeout", sorted; a list, such as server.services, is one
+// setting. Tests use it to find every setting a file shows.
+func Keys(data []byte) ([]string, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	var keys []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			keys = append(keys, path)
+			return
+		}
+		for k, x := range m {
+			if path != "" {
+				k = path + "." + k
+			}
+			walk(k, x)
+		}
+	}
+	walk("", doc)
+	slices.Sort(keys)
+	return keys, nil
 }
 
 // Validate reports the first setting that cannot work.

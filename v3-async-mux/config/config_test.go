@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -402,7 +403,7 @@ func TestLoadRepoConfig(t *testing.T) {
 		Server: c.Server,
 		Client: config.Client{Target: "127.0.0.1:8001", Timeout: 30 * time.Second, DialTimeout: 5 * time.Second, MaxFrameBytes: 4 << 20,
 			Mux:   config.Mux{MaxConns: 4, MaxStreams: 1024, IdleTimeout: 30 * time.Second, WaitTimeout: time.Second},
-			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second, Jitter: 0.2}},
+			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}},
 	}
 	want.Server.MaxFrameBytes = 4 << 20
 	want.Server.FrameTimeout = 10 * time.Second
@@ -413,5 +414,21 @@ func TestLoadRepoConfig(t *testing.T) {
 	want.Server.Workers = 10000
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("Load(../rpc.yaml) =\n%+v\nwant\n%+v", *c, want)
+	}
+}
+
+// TestKeys: Keys names every setting a document sets, nested ones by their
+// dotted path and a list as one setting.
+func TestKeys(t *testing.T) {
+	got, err := config.Keys([]byte("server:\n  services:\n    - name: a\n  max_conns: 3\nclient:\n  timeout: 1s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"client.timeout", "server.max_conns", "server.services"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Keys = %q, want %q", got, want)
+	}
+	if _, err := config.Keys([]byte("server: [")); err == nil {
+		t.Fatal("Keys of a broken document succeeded")
 	}
 }

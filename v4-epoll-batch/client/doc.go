@@ -3,5 +3,10 @@
 // its requests batched: the frames of the calls on one connection are
 // queued, and the connection's writer goroutine sends everything queued in
 // one writev (package writev). A caller never writes, so it never waits for
-// another call's write: its context alone bounds it.
+// another call's write: its context alone bounds its wait for the reply,
+// retries included. A write carries many calls' frames, so no one call's
+// deadline or cancellation cuts it short; the writer bounds it by the
+// latest deadline of the calls it carries (no bound if one of them has
+// none), past which nobody waits for it. InvokeAsync returns its future at
+// once and encodes the request on a goroutine of its own.
 package client

@@ -27,8 +27,9 @@ func TestMain(m *testing.M) {
 	// ants starts a default pool when it is imported: its goroutines are
 	// there before any test runs.
 	// These unit tests cover the goroutine-per-connection path, which V4
-	// keeps for systems without epoll; reactor_test.go and the conformance
-	// suite cover the epoll engine.
+	// keeps for systems without epoll; TestReactor (reactor_test.go) runs
+	// the tests of a connection's bounds again on the epoll engine, and the
+	// conformance suite covers it too.
 	reactorByDefault = false
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }

@@ -1,7 +1,8 @@
 // Command benchall runs the benchmark matrix: every implementation, at
 // every number of callers and payload size, each case against a fresh
 // benchserver process on loopback; then the burst. It writes results.json,
-// results.md and chart.png to -out, and with -doc the docs page.
+// results.md and chart.png to -out, and with -doc the docs page and the
+// benchmark regions of README.md and docs/*.md (see report.Rewrite).
 //
 //	benchall -out results/latest -doc ../docs/benchmarks.md
 //
@@ -88,7 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.burst, "burst", 20000, "goroutines of the burst (one call each, all at once); 0: no burst")
 	fs.StringVar(&o.out, "out", "results/latest", "folder for results.json, results.md and chart.png")
 	fs.StringVar(&o.server, "server", "", "a benchserver binary (default: build it)")
-	fs.StringVar(&o.doc, "doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md")
+	fs.StringVar(&o.doc, "doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md, and rewrite the benchmark regions of README.md and docs/*.md beside it")
 	scenarios := fs.String("scenario", strings.Join(allScenarios, ","),
 		"comma list of what to run: matrix (callers × payloads), burst, hol (head-of-line: fast calls among slow ones)")
 	fs.IntVar(&o.holCallers, "hol-callers", 64, "callers of the head-of-line scenario")
@@ -386,5 +387,5 @@ func writeOutputs(o options, rows []results.Row) error {
 	if o.doc == "" {
 		return nil
 	}
-	return report.WritePage(rows, o.doc, chartPath, jsonPath)
+	return report.WriteDocs(rows, o.doc, chartPath, jsonPath)
 }

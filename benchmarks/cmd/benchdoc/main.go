@@ -3,7 +3,9 @@
 //
 //	benchdoc -in results/latest/results.json -doc ../docs/benchmarks.md
 //
-// results.md and chart.png go beside the results.json.
+// results.md and chart.png go beside the results.json. With -doc it also
+// rewrites the benchmark regions of README.md and docs/*.md in the
+// repository that holds the page (see report.Rewrite): make bench-docs.
 package main
 
 import (
@@ -18,7 +20,7 @@ import (
 
 func main() {
 	in := flag.String("in", "results/latest/results.json", "the results.json to read")
-	doc := flag.String("doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md")
+	doc := flag.String("doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md, and rewrite the benchmark regions of README.md and docs/*.md beside it")
 	flag.Parse()
 	if err := run(*in, *doc); err != nil {
 		fmt.Fprintln(os.Stderr, "benchdoc:", err)
@@ -40,7 +42,7 @@ func run(in, doc string) error {
 		return err
 	}
 	if doc != "" {
-		return report.WritePage(rows, doc, chart, in)
+		return report.WriteDocs(rows, doc, chart, in)
 	}
 	return nil
 }

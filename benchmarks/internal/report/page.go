@@ -111,7 +111,9 @@ func Page(rows []results.Row, chart, source string) string {
 		"make bench-quick   # 64 B, callers 1 and 64, 2 s each: a smoke test of the harness\n```\n\n")
 	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst`, `-scenario` " +
 		"(`matrix`, `burst`, `hol`), `-hol-callers`, `-hol-slow`, `-hol-delay` and `-out`; " +
-		"`go run ./cmd/benchdoc` in `benchmarks/` writes `results.md`, the chart and this page again from a `results.json`.\n")
+		"`make bench-docs` (`go run ./cmd/benchdoc` in `benchmarks/`) writes `results.md`, the chart, this page and the benchmark numbers " +
+		"of README.md and the chapters again from a `results.json`, without running anything. Those numbers sit in marked regions " +
+		"(see `benchmarks/internal/report/regions.go`), and a test fails when one is not what `results.json` says.\n")
 	return b.String()
 }
 
@@ -141,6 +143,27 @@ func WritePage(rows []results.Row, path, chartPath, jsonPath string) error {
 		}
 	}
 	return os.WriteFile(path, []byte(Page(rows, filepath.ToSlash(chart), filepath.ToSlash(source))), 0o644)
+}
+
+// WriteDocs writes the docs page, as WritePage does, and then rewrites the
+// benchmark regions of README.md and docs/*.md (see Rewrite) in the
+// repository that holds the page.
+func WriteDocs(rows []results.Row, path, chartPath, jsonPath string) error {
+	if err := WritePage(rows, path, chartPath, jsonPath); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	root := repoRoot(dir)
+	if root == "" {
+		return nil
+	}
+	if _, err := RewriteRegions(root, rows); err != nil {
+		return fmt.Errorf("benchmark regions: %w", err)
+	}
+	return nil
 }
 
 // repoRoot returns the nearest folder at or above dir that holds .git, or "".

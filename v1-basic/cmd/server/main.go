@@ -24,6 +24,10 @@ import (
 	"myrpc/v1-basic/server"
 )
 
+// defaultShutdownTimeout bounds the graceful shutdown when rpc.yaml sets no
+// server.shutdown_timeout.
+const defaultShutdownTimeout = 5 * time.Second
+
 func main() {
 	configPath := flag.String("config", "rpc.yaml", "the configuration file")
 	addr := flag.String("addr", "", "listen on host:port instead of the configured addresses")
@@ -74,7 +78,7 @@ func run(log *slog.Logger, configPath, addr, statsAddr string) error {
 	}
 	timeout := cfg.Server.ShutdownTimeout
 	if timeout == 0 {
-		timeout = 5 * time.Second
+		timeout = defaultShutdownTimeout
 	}
 	log.Info("shutting down: no new connections; waiting for calls in flight", "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)

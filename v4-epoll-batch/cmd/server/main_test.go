@@ -20,6 +20,7 @@ import (
 
 	"myrpc/shared/proto/helloworld"
 	"myrpc/v4-epoll-batch/client"
+	"myrpc/v4-epoll-batch/config"
 )
 
 func TestMain(m *testing.M) {
@@ -206,4 +207,16 @@ func getStats(t *testing.T, url string) stats {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestRPCYAMLShowsTheDefaultShutdownTimeout: the shutdown_timeout the
+// stage's rpc.yaml shows is the default, as the file says.
+func TestRPCYAMLShowsTheDefaultShutdownTimeout(t *testing.T) {
+	cfg, err := config.Load("../../rpc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Server.ShutdownTimeout; got != defaultShutdownTimeout {
+		t.Errorf("rpc.yaml shows server.shutdown_timeout: %v, but the default is %v", got, defaultShutdownTimeout)
+	}
 }

@@ -1,0 +1,131 @@
+package report
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"myrpc/benchmarks/internal/results"
+)
+
+// regionRows are a run's rows for the region tests.
+func regionRows() []results.Row {
+	rows := sampleRows()
+	for i := range rows {
+		rows[i].Machine.GitCommit, rows[i].Machine.Cores, rows[i].Flags.Reps, rows[i].Flags.Burst = "abc123", 2, 3, 20000
+	}
+	rows[0].ServerCPUUSPerCall = 4.25
+	return rows
+}
+
+func TestRewriteInline(t *testing.T) {
+	rows := regionRows()
+	for _, tt := range []struct{ spec, want string }{
+		{"v1/64/64.qps k", "10.0k"},
+		{"raw-pipe/64/64.qps k", "200.0k"},
+		{"v1/64/64.qps / grpc/64/64.qps x", "0.20"},
+		{"grpc/64/64.qps / v1/64/64.qps %.1f", "5.0"},
+		{"v1/64/1000.p99 / 1000 %.1f", "0.9"},
+		{"v1/64/1000.p99 us", "900"},
+		{"raw-pipe/64/64.cpu", "4.25"},
+		{"burst/v1.calls int", "19,000"},
+		{"burst/v1.window * 2 - 1 %.0f", "6"},
+		{"burst int", "20,000"},
+		{"reps word", "three"},
+		{"cores int", "2"},
+		{"commit", "abc123"},
+		{"commit code", "`abc123`"},
+	} {
+		doc := "a <!-- bench:" + tt.spec + " -->?<!-- /bench --> b"
+		got, err := Rewrite(doc, rows)
+		if err != nil {
+			t.Errorf("%s: %v", tt.spec, err)
+			continue
+		}
+		if want := "a <!-- bench:" + tt.spec + " -->" + tt.want + "<!-- /bench --> b"; got != want {
+			t.Errorf("%s: got %q, want %q", tt.spec, got, want)
+		}
+	}
+}
+
+func TestRewriteErrors(t *testing.T) {
+	rows := regionRows()
+	for _, spec := range []string{
+		"v9/64/64.qps",            // no such row
+		"v1/64/64.speed",          // no such field
+		"v1/64/64.qps furlongs",   // no such format
+		"v1/64/64.qps ^ 2 %.0f",   // no such operator
+		"netrpc/64/64.qps",        // a failed row
+		"v1/64.qps",               // a malformed reference
+		"table impls=v1 cols=mph", // no such column
+		"table callers=64",        // no impls
+		"bursts impls=v3",         // no such burst
+		"for-commit 724a71ecf1fc", // prose about another run
+	} {
+		if _, err := Rewrite("<!-- bench:"+spec+" -->x<!-- /bench -->", rows); err == nil {
+			t.Errorf("%s: no error", spec)
+		}
+	}
+}
+
+func TestRewriteTables(t *testing.T) {
+	rows := regionRows()
+	doc := "<!-- bench:table payload=64 callers=64 impls=v1,grpc cols=qps,x-grpc,p50,fpw bold=v1 -->\nold\n<!-- /bench -->\n" +
+		"<!-- bench:bursts impls=v1 -->\n<!-- /bench -->\n"
+	got, err := Rewrite(doc, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<!-- bench:table payload=64 callers=64 impls=v1,grpc cols=qps,x-grpc,p50,fpw bold=v1 -->\n" +
+		"| impl | callers | QPS | × grpc | p50 µs | frames/write |\n| --- | ---: | ---: | ---: | ---: | ---: |\n" +
+		"| **v1** | 64 | 10.0k | 0.20 | 100 | — |\n| grpc | 64 | 50.0k | 1.00 | 100 | — |\n<!-- /bench -->\n" +
+		"<!-- bench:bursts impls=v1 -->\n| impl | ok of 20,000 | all done in | p99 ms | server RSS MiB |\n| --- | ---: | ---: | ---: | ---: |\n" +
+		"| v1 | 19,000 | 3.50 s | 9 | 0 |\n<!-- /bench -->\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if again, _ := Rewrite(got, rows); again != got {
+		t.Fatal("rewriting a rewritten document changed it")
+	}
+}
+
+// TestHandEditedNumberIsStale: a number typed over inside a region makes
+// its file stale, and RewriteRegions puts the generated number back.
+func TestHandEditedNumberIsStale(t *testing.T) {
+	rows := regionRows()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "docs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := "V1 makes <!-- bench:v1/64/64.qps k -->10.0k<!-- /bench --> calls a second.\n"
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("README.md", good)
+	write("docs/v1-basic.md", good)
+	if stale, err := StaleRegions(dir, rows); err != nil || len(stale) != 0 {
+		t.Fatalf("StaleRegions of generated numbers = %v, %v; want none", stale, err)
+	}
+	write("docs/v1-basic.md", strings.Replace(good, "10.0k", "12.0k", 1))
+	stale, err := StaleRegions(dir, rows)
+	if err != nil || !slices.Equal(stale, []string{filepath.Join("docs", "v1-basic.md")}) {
+		t.Fatalf("StaleRegions after a hand edit = %v, %v; want docs/v1-basic.md", stale, err)
+	}
+	if _, err := RewriteRegions(dir, rows); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "docs", "v1-basic.md")); string(b) != good {
+		t.Fatalf("after RewriteRegions: %q, want %q", b, good)
+	}
+}
+
+func TestForCommit(t *testing.T) {
+	doc := "<!-- bench:for-commit abc123 -->Since then, V4 writes differently.<!-- /bench -->"
+	if got, err := Rewrite(doc, regionRows()); err != nil || got != doc {
+		t.Fatalf("Rewrite of prose about the results' own commit = %q, %v; want it unchanged", got, err)
+	}
+}

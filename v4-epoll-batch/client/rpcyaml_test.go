@@ -1,0 +1,61 @@
+package client
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"myrpc/v4-epoll-batch/config"
+)
+
+// TestRPCYAMLShowsTheDefaults: the client settings the stage's rpc.yaml
+// shows are the client's defaults, as the file says. (The target is an
+// address, with no default; the connections' settings are checked in
+// package mux.)
+func TestRPCYAMLShowsTheDefaults(t *testing.T) {
+	cfg, err := config.Load("../rpc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, d := cfg.Client, defaultOptions()
+	checkShown(t, "client.", []string{"client.target", "client.mux."}, map[string][2]any{
+		"client.timeout":         {c.Timeout, d.timeout},
+		"client.dial_timeout":    {c.DialTimeout, d.dialTimeout},
+		"client.max_frame_bytes": {c.MaxFrameBytes, d.maxFrameSize},
+		// 0 and 1 attempts both mean one: no retries.
+		"client.retry.attempts": {max(c.Retry.Attempts, 1), max(d.retry.Attempts, 1)},
+		// The default policy's first delay is its base; a late one, its cap.
+		"client.retry.base":        {c.Retry.Base, RetryPolicy{}.backoff(1)},
+		"client.retry.cap":         {c.Retry.Cap, RetryPolicy{}.backoff(64)},
+		"client.retry.jitter":      {c.Retry.Jitter, d.retry.Jitter},
+		"client.retry.per_attempt": {c.Retry.PerAttempt, d.retry.PerAttempt},
+	})
+}
+
+// checkShown checks that every setting rpc.yaml shows under prefix, but
+// those that start with one in skip, is in want, and that the file shows want's default for it.
+func checkShown(t *testing.T, prefix string, skip []string, want map[string][2]any) {
+	t.Helper()
+	data, err := os.ReadFile("../rpc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := config.Keys(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, prefix) || slices.ContainsFunc(skip, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			continue
+		}
+		v, ok := want[k]
+		if !ok {
+			t.Errorf("rpc.yaml shows %s, which this test does not check: add it", k)
+			continue
+		}
+		if v[0] != v[1] {
+			t.Errorf("rpc.yaml shows %s: %v, but the default is %v", k, v[0], v[1])
+		}
+	}
+}
