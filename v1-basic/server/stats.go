@@ -11,9 +11,9 @@ func (s *Server) Stats() map[string]float64 {
 	s.mu.Lock()
 	open := len(s.conns)
 	s.mu.Unlock()
-	return map[string]float64{
-		"conns_accepted": float64(s.connID.Load()),
-		"conns_open":     float64(open),
-		"calls":          float64(s.calls.Load()),
-	}
+	out := make(map[string]float64)
+	out["conns_accepted"] = float64(s.connID.Load())
+	out["conns_open"] = float64(open)
+	out["calls"] = float64(s.calls.Load())
+	return out
 }

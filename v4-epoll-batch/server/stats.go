@@ -34,14 +34,13 @@ func (s *Server) Stats() map[string]float64 {
 		writes += st.Writes
 		framesOut += st.FramesOut
 	}
-	out := map[string]float64{
-		"conns_accepted":    float64(s.connID.Load()),
-		"conns_open":        float64(open),
-		"calls":             float64(s.calls.Load()),
-		"workers":           float64(max(s.opts.workers, 0)),
-		"workers_busy_peak": float64(s.peakWorkers.Load()),
-		"reactors":          float64(reactors),
-	}
+	out := make(map[string]float64)
+	out["conns_accepted"] = float64(s.connID.Load())
+	out["conns_open"] = float64(open)
+	out["calls"] = float64(s.calls.Load())
+	out["workers"] = float64(max(s.opts.workers, 0))
+	out["workers_busy_peak"] = float64(s.peakWorkers.Load())
+	out["reactors"] = float64(reactors)
 	if writes > 0 {
 		out["frames_per_write"] = float64(framesOut) / float64(writes)
 	}
