@@ -25,7 +25,7 @@ FUZZTIME ?= 50000x
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ##@ Run a stage
 
@@ -142,8 +142,28 @@ bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/late
 	cd benchmarks && go run ./cmd/benchall -out results/latest -doc ../docs/benchmarks.md
 
 .PHONY: bench-docs
-bench-docs: ## write docs/benchmarks.md and the benchmark numbers in README.md and docs/*.md again from benchmarks/results/latest/results.json
+bench-docs: ## write docs/benchmarks.md and the benchmark numbers in README.md and docs/*.md again from benchmarks/results/ (latest/results.json and the named runs beside it)
 	cd benchmarks && go run ./cmd/benchdoc -in results/latest/results.json -doc ../docs/benchmarks.md
+
+# A run of make bench-ring: BenchmarkQueue's raw output, after a header
+# of configuration lines (the commit, the date, the load average before and
+# after, since a busy machine moves these numbers most).
+RING_OUT := benchmarks/results/ring/bench.txt
+
+.PHONY: bench-ring
+bench-ring: ## V4's queue benchmark, mutex against lock-free ring (about 1 min): benchmarks/results/ring/bench.txt and the table in docs/v4-epoll-batch.md
+	@mkdir -p $(dir $(RING_OUT)); tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
+	 { commit=$$(git rev-parse --short=12 HEAD); [ -z "$$(git status --porcelain --untracked-files=no)" ] || commit=$$commit-dirty; \
+	   echo "commit: $$commit"; echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "load-before: $$(cut -d' ' -f1 /proc/loadavg)"; \
+	   (cd v4-epoll-batch && go test -run '^$$' -bench Queue -benchtime 200000x -count 6 ./writev/); \
+	   echo "load-after: $$(cut -d' ' -f1 /proc/loadavg)"; } > $$tmp; \
+	 mv $$tmp $(RING_OUT); trap - EXIT; echo "wrote $(RING_OUT)"
+	@$(MAKE) --no-print-directory bench-docs
+
+.PHONY: bench-gomaxprocs1
+bench-gomaxprocs1: ## the one-caller latencies of v2, v4, raw-conn and raw-pool with GOMAXPROCS=1 everywhere (about 2 min): benchmarks/results/gomaxprocs1/
+	cd benchmarks && GOMAXPROCS=1 go run ./cmd/benchall -impls v2,v4,raw-conn,raw-pool -callers 1 -payload 64 -burst 0 -scenario matrix -out results/gomaxprocs1
+	@$(MAKE) --no-print-directory bench-docs
 
 .PHONY: bench-quick
 bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s each
