@@ -151,7 +151,7 @@ bench-docs: ## write docs/benchmarks.md and the benchmark numbers in README.md a
 RING_OUT := benchmarks/results/ring/bench.txt
 
 .PHONY: bench-ring
-bench-ring: ## V4's queue benchmark, mutex against lock-free ring (about 1 min): benchmarks/results/ring/bench.txt and the table in docs/v4-epoll-batch.md
+bench-ring: ## V4's queue benchmark, mutex against lock-free ring (seconds): benchmarks/results/ring/bench.txt and the table in docs/v4-epoll-batch.md
 	@mkdir -p $(dir $(RING_OUT)); tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
 	 { commit=$$(git rev-parse --short=12 HEAD); [ -z "$$(git status --porcelain --untracked-files=no)" ] || commit=$$commit-dirty; \
 	   echo "commit: $$commit"; echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "load-before: $$(cut -d' ' -f1 /proc/loadavg)"; \

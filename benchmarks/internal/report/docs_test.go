@@ -13,16 +13,21 @@ import (
 const root = "../../.."
 
 // TestDocsMatchResults: every benchmark number in README.md and the docs is
-// what benchmarks/results/latest/results.json says, and docs/benchmarks.md
-// is the page made from it. A number typed over by hand, or results.json
-// run again without the docs, fails here: run make bench-docs.
+// what benchmarks/results/latest/results.json says, or the run in
+// benchmarks/results/NAME/ that its region names, and docs/benchmarks.md is
+// the page made from results/latest. A number typed over by hand, or a run
+// made again without the docs, fails here: run make bench-docs.
 func TestDocsMatchResults(t *testing.T) {
 	in := filepath.Join(root, "benchmarks", "results", "latest", "results.json")
 	rows, err := results.Load(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale, err := StaleRegions(root, rows)
+	sets, err := LoadSets(filepath.Join(root, "benchmarks", "results"), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := StaleRegions(root, sets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +36,8 @@ func TestDocsMatchResults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := Rewrite(string(b), rows)
-		t.Errorf("%s: benchmark regions differ from results.json (run make bench-docs); first difference:\n%s", f, firstDiff(string(b), want))
+		want, _ := RewriteSets(string(b), sets)
+		t.Errorf("%s: benchmark regions differ from benchmarks/results (run make bench-docs); first difference:\n%s", f, firstDiff(string(b), want))
 	}
 	page, err := os.ReadFile(filepath.Join(root, "docs", "benchmarks.md"))
 	if err != nil {

@@ -147,7 +147,8 @@ func WritePage(rows []results.Row, path, chartPath, jsonPath string) error {
 
 // WriteDocs writes the docs page, as WritePage does, and then rewrites the
 // benchmark regions of README.md and docs/*.md (see Rewrite) in the
-// repository that holds the page.
+// repository that holds the page, from rows and the other runs committed in
+// its benchmarks/results (see LoadSets).
 func WriteDocs(rows []results.Row, path, chartPath, jsonPath string) error {
 	if err := WritePage(rows, path, chartPath, jsonPath); err != nil {
 		return err
@@ -160,7 +161,11 @@ func WriteDocs(rows []results.Row, path, chartPath, jsonPath string) error {
 	if root == "" {
 		return nil
 	}
-	if _, err := RewriteRegions(root, rows); err != nil {
+	sets, err := LoadSets(filepath.Join(root, "benchmarks", "results"), rows)
+	if err != nil {
+		return err
+	}
+	if _, err := RewriteRegions(root, sets); err != nil {
 		return fmt.Errorf("benchmark regions: %w", err)
 	}
 	return nil

@@ -1,7 +1,9 @@
 package report
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -23,6 +25,16 @@ import (
 //	<!-- bench:bursts impls=v1,grpc --> … <!-- /bench -->
 //	<!-- bench:hols impls=v1,v3 --> … <!-- /bench -->
 //	<!-- bench:for-commit 724a71ecf1fc -->prose about that run<!-- /bench -->
+//	<!-- bench@gomaxprocs1:raw-pool/64/1.p50 us -->32<!-- /bench -->
+//	<!-- bench@ring:gobench bench=Queue rows=producers cols=impl -->
+//	| producers | mutex | … (the table; rewritten)
+//	<!-- /bench -->
+//
+// Without @NAME a region is of benchmarks/results/latest/results.json, the
+// run of make bench-all; with it, of the run committed in
+// benchmarks/results/NAME/ (see Sets): a results.json, which the same
+// regions read, or a bench.txt, the output of go test -bench, which gobench
+// tables and expressions over its benchmarks read.
 //
 // A for-commit region is prose written about one run, such as what has
 // changed in the code since: it is left as it is while the results are of
@@ -31,7 +43,8 @@ import (
 //
 // An EXPR is terms joined by the operators * / + -, each a separate word,
 // worked out from left to right. A term is a number, a value of the run
-// (commit, reps, cores, burst: the burst's goroutines), or a row's field:
+// (commit, reps, cores, gomaxprocs, burst: the burst's goroutines), or a
+// row's field:
 //
 //	v2/64/1000.qps   the case row of impl v2, 64-byte payload, 1000 callers
 //	burst/v1.window  the burst row of impl v1
@@ -45,38 +58,130 @@ import (
 // (a ratio: 1.67, 12.3), int (grouped digits: 20,000), word (three), code
 // (the value as `code`), or a printf verb such as %.1f. Without one, %.2f;
 // the commit is text, shown as is or as code.
+//
+// Over a bench.txt, a term is a number, a numeric configuration line of the
+// file (load-before), runs (the fewest runs of any benchmark), or a
+// benchmark's field: Queue/impl=ring/producers=4.median, with the fields
+// median, min, max and runs of its ns/op. A gobench table has a line for
+// each value of the key rows names in the benchmarks' names, a column for
+// each value of cols, and in each cell the median ns/op and, in brackets,
+// the least and greatest.
 
-// regionRE finds a region: its spec and its content.
-var regionRE = regexp.MustCompile(`(?s)<!-- bench:(.*?) -->(.*?)<!-- /bench -->`)
+// regionRE finds a region: the name of its run, if any, its spec and its
+// content.
+var regionRE = regexp.MustCompile(`(?s)<!-- bench(@[a-z0-9-]+)?:(.*?) -->(.*?)<!-- /bench -->`)
 
-// Rewrite returns doc with every benchmark region rewritten from rows.
+// Set is one committed run: the rows of a results.json, or a bench.txt.
+type Set struct {
+	Rows  []results.Row
+	Bench *GoBench
+}
+
+// commit is the commit the run measured, "" if it names none.
+func (s Set) commit() string {
+	if s.Bench != nil {
+		return s.Bench.Config["commit"]
+	}
+	return runRow(s.Rows).Machine.GitCommit
+}
+
+// Sets are the runs regions may name: "" is the run of
+// benchmarks/results/latest, any other name the folder of that name beside
+// it.
+type Sets map[string]Set
+
+// LoadSets reads the runs committed in dir (benchmarks/results): latest
+// stands for results/latest, and each other folder that holds a
+// results.json or a bench.txt is a run of the folder's name.
+func LoadSets(dir string, latest []results.Row) (Sets, error) {
+	sets := Sets{"": {Rows: latest}}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == "latest" {
+			continue
+		}
+		sub := filepath.Join(dir, e.Name())
+		if rows, err := results.Load(filepath.Join(sub, "results.json")); err == nil {
+			sets[e.Name()] = Set{Rows: rows}
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		f, err := os.Open(filepath.Join(sub, "bench.txt"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		g, err := ParseGoBench(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(sub, "bench.txt"), err)
+		}
+		sets[e.Name()] = Set{Bench: g}
+	}
+	return sets, nil
+}
+
+// Rewrite returns doc with every benchmark region rewritten from rows, the
+// run of results/latest.
 func Rewrite(doc string, rows []results.Row) (string, error) {
+	return RewriteSets(doc, Sets{"": {Rows: rows}})
+}
+
+// RewriteSets returns doc with every benchmark region rewritten from the
+// run it names.
+func RewriteSets(doc string, sets Sets) (string, error) {
 	var firstErr error
 	out := regionRE.ReplaceAllStringFunc(doc, func(m string) string {
 		sub := regionRE.FindStringSubmatch(m)
-		spec := strings.TrimSpace(sub[1])
-		body, err := region(spec, sub[2], rows)
+		name, spec := strings.TrimPrefix(sub[1], "@"), strings.TrimSpace(sub[2])
+		body, err := func() (string, error) {
+			set, ok := sets[name]
+			if !ok {
+				return "", fmt.Errorf("no run %s in benchmarks/results", name)
+			}
+			return region(spec, sub[3], set)
+		}()
 		if err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("<!-- bench:%s -->: %w", spec, err)
+				firstErr = fmt.Errorf("<!-- bench%s:%s -->: %w", sub[1], spec, err)
 			}
 			return m
 		}
-		return "<!-- bench:" + sub[1] + " -->" + body + "<!-- /bench -->"
+		return "<!-- bench" + sub[1] + ":" + sub[2] + " -->" + body + "<!-- /bench -->"
 	})
 	return out, firstErr
 }
 
 // region returns the new content of the region with spec and content
 // old.
-func region(spec, old string, rows []results.Row) (string, error) {
+func region(spec, old string, set Set) (string, error) {
 	kind, args, _ := strings.Cut(spec, " ")
+	rows := set.Rows
 	switch kind {
 	case "for-commit":
-		if c := runRow(rows).Machine.GitCommit; c != strings.TrimSpace(args) {
+		if c := set.commit(); c != strings.TrimSpace(args) {
 			return "", fmt.Errorf("written about the run of commit %s, but the results are of commit %s: revise it", args, c)
 		}
 		return old, nil
+	case "gobench":
+		if set.Bench == nil {
+			return "", fmt.Errorf("a gobench table needs a bench.txt")
+		}
+		var b strings.Builder
+		b.WriteString("\n")
+		err := regionGoBench(&b, set.Bench, args)
+		return b.String(), err
+	}
+	if set.Bench != nil {
+		return inline(spec, set)
+	}
+	switch kind {
 	case "table", "bursts", "hols":
 		opts, err := tableArgs(args)
 		if err != nil {
@@ -94,18 +199,18 @@ func region(spec, old string, rows []results.Row) (string, error) {
 		}
 		return b.String(), err
 	}
-	return inline(spec, rows)
+	return inline(spec, set)
 }
 
 // inline works out an inline region's expression and formats it.
-func inline(spec string, rows []results.Row) (string, error) {
+func inline(spec string, set Set) (string, error) {
 	words := strings.Fields(spec)
 	format := "%.2f"
 	if n := len(words); n > 1 && n%2 == 0 {
 		format, words = words[n-1], words[:n-1]
 	}
 	if len(words) == 1 && words[0] == "commit" {
-		c := runRow(rows).Machine.GitCommit
+		c := set.commit()
 		if c == "" {
 			return "", fmt.Errorf("the run names no commit")
 		}
@@ -114,12 +219,12 @@ func inline(spec string, rows []results.Row) (string, error) {
 		}
 		return c, nil
 	}
-	v, err := term(words[0], rows)
+	v, err := term(words[0], set)
 	if err != nil {
 		return "", err
 	}
 	for i := 1; i+1 < len(words); i += 2 {
-		w, err := term(words[i+1], rows)
+		w, err := term(words[i+1], set)
 		if err != nil {
 			return "", err
 		}
@@ -151,16 +256,22 @@ func runRow(rows []results.Row) results.Row {
 }
 
 // term is the value of one term of an expression.
-func term(t string, rows []results.Row) (float64, error) {
+func term(t string, set Set) (float64, error) {
 	if v, err := strconv.ParseFloat(t, 64); err == nil {
 		return v, nil
 	}
+	if set.Bench != nil {
+		return gobenchTerm(t, set.Bench)
+	}
+	rows := set.Rows
 	r0 := runRow(rows)
 	switch t {
 	case "reps":
 		return float64(r0.Flags.Reps), nil
 	case "cores":
 		return float64(r0.Machine.Cores), nil
+	case "gomaxprocs":
+		return float64(r0.Machine.GOMAXPROCS), nil
 	case "burst":
 		return float64(r0.Flags.Burst), nil
 	}
@@ -463,17 +574,17 @@ func RegionFiles(root string) ([]string, error) {
 
 // RewriteRegions rewrites the benchmark regions of every file RegionFiles
 // lists under root, and returns those it changed.
-func RewriteRegions(root string, rows []results.Row) (changed []string, err error) {
-	return regions(root, rows, true)
+func RewriteRegions(root string, sets Sets) (changed []string, err error) {
+	return regions(root, sets, true)
 }
 
 // StaleRegions returns the files under root whose benchmark regions are
-// not what rows make of them, without changing any.
-func StaleRegions(root string, rows []results.Row) ([]string, error) {
-	return regions(root, rows, false)
+// not what sets make of them, without changing any.
+func StaleRegions(root string, sets Sets) ([]string, error) {
+	return regions(root, sets, false)
 }
 
-func regions(root string, rows []results.Row, write bool) ([]string, error) {
+func regions(root string, sets Sets, write bool) ([]string, error) {
 	files, err := RegionFiles(root)
 	if err != nil {
 		return nil, err
@@ -485,7 +596,7 @@ func regions(root string, rows []results.Row, write bool) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		doc, err := Rewrite(string(b), rows)
+		doc, err := RewriteSets(string(b), sets)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}

@@ -107,15 +107,16 @@ func TestHandEditedNumberIsStale(t *testing.T) {
 	}
 	write("README.md", good)
 	write("docs/v1-basic.md", good)
-	if stale, err := StaleRegions(dir, rows); err != nil || len(stale) != 0 {
+	sets := Sets{"": {Rows: rows}}
+	if stale, err := StaleRegions(dir, sets); err != nil || len(stale) != 0 {
 		t.Fatalf("StaleRegions of generated numbers = %v, %v; want none", stale, err)
 	}
 	write("docs/v1-basic.md", strings.Replace(good, "10.0k", "12.0k", 1))
-	stale, err := StaleRegions(dir, rows)
+	stale, err := StaleRegions(dir, sets)
 	if err != nil || !slices.Equal(stale, []string{filepath.Join("docs", "v1-basic.md")}) {
 		t.Fatalf("StaleRegions after a hand edit = %v, %v; want docs/v1-basic.md", stale, err)
 	}
-	if _, err := RewriteRegions(dir, rows); err != nil {
+	if _, err := RewriteRegions(dir, sets); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "docs", "v1-basic.md")); string(b) != good {
