@@ -146,15 +146,15 @@ bench-docs: ## write docs/benchmarks.md and the benchmark numbers in README.md a
 	cd benchmarks && go run ./cmd/benchdoc -in results/latest/results.json -doc ../docs/benchmarks.md
 
 # A run of make bench-ring: BenchmarkQueue's raw output, after a header
-# of configuration lines (the commit, the date, the load average before and
-# after, since a busy machine moves these numbers most).
+# of configuration lines (the commit, the date, the cores, and the load
+# average before and after, since a busy machine moves these numbers most).
 RING_OUT := benchmarks/results/ring/bench.txt
 
 .PHONY: bench-ring
 bench-ring: ## V4's queue benchmark, mutex against lock-free ring (seconds): benchmarks/results/ring/bench.txt and the table in docs/v4-epoll-batch.md
 	@mkdir -p $(dir $(RING_OUT)); tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
 	 { commit=$$(git rev-parse --short=12 HEAD); [ -z "$$(git status --porcelain --untracked-files=no)" ] || commit=$$commit-dirty; \
-	   echo "commit: $$commit"; echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "load-before: $$(cut -d' ' -f1 /proc/loadavg)"; \
+	   echo "commit: $$commit"; echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "cores: $$(nproc)"; echo "load-before: $$(cut -d' ' -f1 /proc/loadavg)"; \
 	   (cd v4-epoll-batch && go test -run '^$$' -bench Queue -benchtime 200000x -count 6 ./writev/); \
 	   echo "load-after: $$(cut -d' ' -f1 /proc/loadavg)"; } > $$tmp; \
 	 mv $$tmp $(RING_OUT); trap - EXIT; echo "wrote $(RING_OUT)"
