@@ -142,7 +142,7 @@ func gobenchTerm(t string, g *GoBench) (float64, error) {
 // regionGoBench writes a table of a go test -bench run's ns/op: one line
 // for each value of the key rows, one column for each value of the key
 // cols, in the order they first appear; each cell the median and, in
-// brackets, the least and greatest. Arguments: rows=KEY cols=KEY, and
+// brackets, the least and greatest, in whole nanoseconds. Arguments: rows=KEY cols=KEY, and
 // bench=NAME to keep only the benchmarks whose name starts with NAME/.
 func regionGoBench(b *strings.Builder, g *GoBench, args string) error {
 	var rowKey, colKey, bench string
@@ -207,17 +207,9 @@ func regionGoBench(b *strings.Builder, g *GoBench, args string) error {
 				line = append(line, "—")
 				continue
 			}
-			line = append(line, fmt.Sprintf("%s (%s–%s)", fmtNs(s.median), fmtNs(s.min), fmtNs(s.max)))
+			line = append(line, fmt.Sprintf("%.0f (%.0f–%.0f)", s.median, s.min, s.max))
 		}
 		b.WriteString("| " + strings.Join(line, " | ") + " |\n")
 	}
 	return nil
-}
-
-// fmtNs formats nanoseconds: whole ones, or one decimal below 10.
-func fmtNs(v float64) string {
-	if v < 10 {
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.0f", v)
 }

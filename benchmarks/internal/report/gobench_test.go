@@ -86,7 +86,7 @@ func TestRewriteGoBench(t *testing.T) {
 	}
 	want := "<!-- bench@ring:gobench bench=Queue rows=producers cols=impl -->\n" +
 		"| producers | mutex | ring |\n| --- | ---: | ---: |\n" +
-		"| 1 | 80 (60–100) | 15 (9.5–20) |\n| 4 | 70 (70–70) | — |\n<!-- /bench -->\n"
+		"| 1 | 80 (60–100) | 15 (10–20) |\n| 4 | 70 (70–70) | — |\n<!-- /bench -->\n"
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
@@ -170,7 +170,7 @@ func TestHandEditedNamedRunIsStale(t *testing.T) {
 	good := "With one core V1's p50 was <!-- bench@gomaxprocs1:v1/64/64.p50 us -->32<!-- /bench --> µs.\n\n" +
 		"<!-- bench@ring:gobench bench=Queue rows=producers cols=impl -->\n" +
 		"| producers | mutex | ring |\n| --- | ---: | ---: |\n" +
-		"| 1 | 80 (60–100) | 15 (9.5–20) |\n| 4 | 70 (70–70) | — |\n<!-- /bench -->\n"
+		"| 1 | 80 (60–100) | 15 (10–20) |\n| 4 | 70 (70–70) | — |\n<!-- /bench -->\n"
 	write("README.md", "")
 	for _, edit := range []struct{ old, new string }{
 		{">32<", ">27<"},
