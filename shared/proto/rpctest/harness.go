@@ -138,15 +138,24 @@ func expectGoroutines(t *testing.T, n int) {
 	}
 }
 
-// stallMeter measures how late this process's own timers fire while it
-// runs: how long the machine held the process up, which a bound on a
-// call's lateness must allow for. A busy machine, or the race detector,
-// can stall a test for a good part of a second.
+// stallMeter measures how long this process held up its goroutines while
+// it ran, two ways: how late its own timers fire, which is how late a
+// goroutine that was woken (a call's caller, whose response or deadline
+// came) may run; and how long a goroutine that yields waits for its turn
+// again, which is how long one that was preempted while running (a caller
+// inside InvokeAsync) may wait: it queues behind every goroutine ready
+// before it, where a woken one goes ahead. A bound on a call's lateness
+// must allow for the first, a bound on how long a call takes to return
+// for the second. A busy machine, or the race detector, can stall a test
+// for a good part of a second; many goroutines encoding big requests keep
+// a preempted one waiting for a hundred milliseconds and more.
 type stallMeter struct {
 	stop  chan struct{}
 	once  sync.Once
 	done  chan struct{}
 	worst atomic.Int64
+	// queued is the longest wait for a turn after a yield.
+	queued atomic.Int64
 }
 
 func startStallMeter() *stallMeter {
@@ -167,15 +176,26 @@ func startStallMeter() *stallMeter {
 			if late := time.Since(start) - step; late > time.Duration(m.worst.Load()) {
 				m.worst.Store(int64(late))
 			}
+			yielded := time.Now()
+			runtime.Gosched()
+			if wait := time.Since(yielded); wait > time.Duration(m.queued.Load()) {
+				m.queued.Store(int64(wait))
+			}
 		}
 	}()
 	return m
 }
 
-// Stop ends the measure and returns the worst lateness seen. It may be
-// called more than once.
+// Stop ends the measure and returns the worst lateness of a timer seen.
+// It may be called more than once.
 func (m *stallMeter) Stop() time.Duration {
 	m.once.Do(func() { close(m.stop) })
 	<-m.done
 	return time.Duration(m.worst.Load())
+}
+
+// Queued returns the longest a yielding goroutine waited for its turn, or
+// the worst timer lateness if that was longer. Call it after Stop.
+func (m *stallMeter) Queued() time.Duration {
+	return max(time.Duration(m.worst.Load()), time.Duration(m.queued.Load()))
 }

@@ -793,6 +793,10 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 	stall := meter.Stop()
 	bound := min(slack+2*stall, ceiling)
 	t.Logf("the process was held up for at most %v: a call may end %v late", stall.Round(time.Millisecond), bound.Round(time.Millisecond))
+	// InvokeAsync runs, where a call's end is woken: a goroutine preempted
+	// inside it waits its turn behind the others.
+	queued := meter.Queued()
+	asyncBound := min(slack+2*queued, ceiling)
 	var overruns []time.Duration
 	var worstAsync time.Duration
 	worst, worstOverrun := -1, time.Duration(0)
@@ -811,10 +815,10 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 		}
 	}
 	if hasAsync {
-		t.Logf("InvokeAsync returned within %v", worstAsync.Round(time.Microsecond))
-		if worstAsync > bound {
+		t.Logf("InvokeAsync returned within %v; a goroutine waited at most %v for its turn", worstAsync.Round(time.Microsecond), queued.Round(time.Millisecond))
+		if worstAsync > asyncBound {
 			t.Errorf("InvokeAsync took %v to return while the connection's writes were stuck; want under %v",
-				worstAsync.Round(time.Millisecond), bound)
+				worstAsync.Round(time.Millisecond), asyncBound.Round(time.Millisecond))
 		}
 	}
 	if len(overruns) == 0 {
