@@ -118,6 +118,12 @@ func TestReactorStats(t *testing.T) {
 		f, rm := readResponse(t, nc, 5*time.Second)
 		wantReply(t, f, rm, &reply)
 	}
+	// The loop counts a writev after it returns, which may be after the
+	// client has read what it wrote.
+	waitFor(5*time.Second, func() bool {
+		_, ok := s.Stats()["frames_per_write"]
+		return ok
+	})
 	st := s.Stats()
 	if st["frames_per_write"] < 1 || st["frames_per_write"] > 3 {
 		t.Errorf("frames_per_write = %v, want 1 to 3", st["frames_per_write"])
