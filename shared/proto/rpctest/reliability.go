@@ -648,11 +648,15 @@ func testR26ManyGoroutines(t *testing.T, stage Stage) {
 // testR30PeerStopsReading: a server that accepts connections and never
 // reads them, and 64 callers: first 32 with 1 MiB requests and a 5 s
 // deadline, whose writes fill the sockets and stay stuck, then 32 with
-// 256 KiB and 500 ms (and, for a client with InvokeAsync, a few
-// asynchronous calls), which queue behind them. Every call must end by the end of its context,
-// however long the writes ahead of it would block, and InvokeAsync must
-// return its future at once. The long calls are cancelled once the short
-// ones are over: their contexts end then, and the row need not wait 5 s.
+// 256 KiB and 500 ms, which queue behind them, and, for a client with
+// InvokeAsync, a few asynchronous calls of 256 KiB with the long calls'
+// context. Every call must end by the end of its context, however long
+// the writes ahead of it would block, and InvokeAsync must return its
+// future at once. The long and asynchronous calls are cancelled once the
+// short ones are over and every InvokeAsync has returned (or hold has
+// passed): their contexts end then, and the row need not wait 5 s. So an
+// InvokeAsync that waited for a write could not return before hold, far
+// beyond any bound on noise, and the row tells it from a slow machine.
 func testR30PeerStopsReading(t *testing.T, stage Stage) {
 	const (
 		callers    = 64
@@ -672,6 +676,9 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 		// giveUp is how long the test waits for calls after their
 		// contexts end before it calls them hung.
 		giveUp = 5 * time.Second
+		// hold is how long the long calls' context is kept for an
+		// InvokeAsync that has not returned: past ceiling.
+		hold = ceiling + time.Second
 	)
 	meter := startStallMeter()
 	defer meter.Stop()
@@ -687,13 +694,18 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 	longBody := make([]byte, 4*payload)
 
 	// Calls 0 to callers/2-1 are long, the rest of the first callers
-	// short; after them come the asynchronous calls, also short.
+	// short; after them come the asynchronous calls, 256 KiB under the
+	// long calls' context.
 	n := callers
 	if hasAsync {
 		n += asyncCalls
 	}
 	isLong := func(i int) bool { return i < callers/2 }
 	isAsync := func(i int) bool { return i >= callers }
+	// onLongCtx reports whether call i runs under the long calls' context.
+	onLongCtx := func(i int) bool { return isLong(i) || isAsync(i) }
+	// asyncBack has a value for each InvokeAsync that has returned.
+	asyncBack := make(chan struct{}, asyncCalls)
 	type result struct {
 		i   int
 		end time.Time
@@ -711,6 +723,8 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 		parent, d, req := context.Background(), short+time.Duration(i%16)*2*time.Millisecond, &echo.EchoRequest{Payload: body}
 		if isLong(i) {
 			parent, d, req = longCtx, long, &echo.EchoRequest{Payload: longBody}
+		} else if isAsync(i) {
+			parent, d = longCtx, long
 		}
 		deadlines[i] = time.Now().Add(d)
 		ctx, cancel := context.WithDeadline(parent, deadlines[i])
@@ -726,6 +740,7 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 			start := time.Now()
 			f := ai.InvokeAsync(ctx, method, req, new(echo.EchoReply))
 			returned := time.Since(start)
+			asyncBack <- struct{}{}
 			f.OnDone(func(err error) {
 				cancel()
 				results <- result{i: i, end: time.Now(), returned: returned, err: err}
@@ -748,7 +763,7 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 	returned := make([]time.Duration, n)
 	var cancelled time.Time
 	ctxEnd := func(i int) time.Time {
-		if isLong(i) && !cancelled.IsZero() && cancelled.Before(deadlines[i]) {
+		if onLongCtx(i) && !cancelled.IsZero() && cancelled.Before(deadlines[i]) {
 			return cancelled
 		}
 		return deadlines[i]
@@ -756,7 +771,7 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 	ended := func(long bool) func() bool {
 		return func() bool {
 			for i, end := range ends {
-				if isLong(i) == long && end.IsZero() {
+				if onLongCtx(i) == long && end.IsZero() {
 					return false
 				}
 			}
@@ -780,6 +795,18 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 		}
 	}
 	collect(time.Now().Add(short+giveUp), ended(false))
+	if hasAsync {
+		held := time.NewTimer(hold)
+	wait:
+		for range asyncCalls {
+			select {
+			case <-asyncBack:
+			case <-held.C:
+				break wait
+			}
+		}
+		held.Stop()
+	}
 	cancelLong()
 	cancelled = time.Now()
 	collect(cancelled.Add(giveUp), ended(true))
@@ -833,7 +860,7 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 	case isLong(worst):
 		kind = "a 5 s deadline, cancelled after the short calls"
 	case isAsync(worst):
-		kind = "asynchronous, a 500 ms deadline"
+		kind = "asynchronous, a 5 s deadline, cancelled after the short calls"
 	}
 	t.Logf("the calls ended after their contexts by: median %v, p90 %v, max %v (call %d, %s)", q(0.5), q(0.9), q(1), worst, kind)
 	if worstOverrun > bound {
