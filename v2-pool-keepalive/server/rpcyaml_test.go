@@ -1,12 +1,10 @@
 package server
 
 import (
-	"os"
-	"slices"
-	"strings"
 	"testing"
 
 	"myrpc/v2-pool-keepalive/config"
+	"myrpc/v2-pool-keepalive/config/configtest"
 )
 
 // TestRPCYAMLShowsTheDefaults: the server settings the stage's rpc.yaml
@@ -18,7 +16,7 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, d := cfg.Server, defaultOptions()
-	checkShown(t, "server.", []string{"server.services", "server.shutdown_timeout"}, map[string][2]any{
+	configtest.Shown(t, "../rpc.yaml", "server.", []string{"server.services", "server.shutdown_timeout"}, map[string][2]any{
 		"server.max_frame_bytes": {s.MaxFrameBytes, d.maxFrameSize},
 		"server.frame_timeout":   {s.FrameTimeout, d.frameTimeout},
 		"server.idle_timeout":    {s.IdleTimeout, d.idleTimeout},
@@ -29,31 +27,4 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		"server.max_conn_calls":  {s.MaxConnCalls, d.maxConnCalls},
 		"server.max_conn_bytes":  {s.MaxConnBytes, d.maxConnBytes},
 	})
-}
-
-// checkShown checks that every setting rpc.yaml shows under prefix, but
-// those that start with one in skip, is in want, and that the file shows want's default for it.
-func checkShown(t *testing.T, prefix string, skip []string, want map[string][2]any) {
-	t.Helper()
-	data, err := os.ReadFile("../rpc.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := config.Keys(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if !strings.HasPrefix(k, prefix) || slices.ContainsFunc(skip, func(p string) bool { return strings.HasPrefix(k, p) }) {
-			continue
-		}
-		v, ok := want[k]
-		if !ok {
-			t.Errorf("rpc.yaml shows %s, which this test does not check: add it", k)
-			continue
-		}
-		if v[0] != v[1] {
-			t.Errorf("rpc.yaml shows %s: %v, but the default is %v", k, v[0], v[1])
-		}
-	}
 }

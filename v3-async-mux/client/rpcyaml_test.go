@@ -1,12 +1,10 @@
 package client
 
 import (
-	"os"
-	"slices"
-	"strings"
 	"testing"
 
 	"myrpc/v3-async-mux/config"
+	"myrpc/v3-async-mux/config/configtest"
 )
 
 // TestRPCYAMLShowsTheDefaults: the client settings the stage's rpc.yaml
@@ -19,7 +17,7 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, d := cfg.Client, defaultOptions()
-	checkShown(t, "client.", []string{"client.target", "client.mux."}, map[string][2]any{
+	configtest.Shown(t, "../rpc.yaml", "client.", []string{"client.target", "client.mux."}, map[string][2]any{
 		"client.timeout":         {c.Timeout, d.timeout},
 		"client.dial_timeout":    {c.DialTimeout, d.dialTimeout},
 		"client.max_frame_bytes": {c.MaxFrameBytes, d.maxFrameSize},
@@ -31,31 +29,4 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		"client.retry.jitter":      {c.Retry.Jitter, d.retry.Jitter},
 		"client.retry.per_attempt": {c.Retry.PerAttempt, d.retry.PerAttempt},
 	})
-}
-
-// checkShown checks that every setting rpc.yaml shows under prefix, but
-// those that start with one in skip, is in want, and that the file shows want's default for it.
-func checkShown(t *testing.T, prefix string, skip []string, want map[string][2]any) {
-	t.Helper()
-	data, err := os.ReadFile("../rpc.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := config.Keys(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if !strings.HasPrefix(k, prefix) || slices.ContainsFunc(skip, func(p string) bool { return strings.HasPrefix(k, p) }) {
-			continue
-		}
-		v, ok := want[k]
-		if !ok {
-			t.Errorf("rpc.yaml shows %s, which this test does not check: add it", k)
-			continue
-		}
-		if v[0] != v[1] {
-			t.Errorf("rpc.yaml shows %s: %v, but the default is %v", k, v[0], v[1])
-		}
-	}
 }

@@ -1,12 +1,10 @@
 package mux
 
 import (
-	"os"
-	"slices"
-	"strings"
 	"testing"
 
 	"myrpc/v4-epoll-batch/config"
+	"myrpc/v4-epoll-batch/config/configtest"
 )
 
 // TestRPCYAMLShowsTheDefaults: the settings of the multiplexed connections that the
@@ -17,37 +15,10 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, d := cfg.Client.Mux, Config{}.withDefaults()
-	checkShown(t, "client.mux.", nil, map[string][2]any{
+	configtest.Shown(t, "../rpc.yaml", "client.mux.", nil, map[string][2]any{
 		"client.mux.max_conns":    {c.MaxConns, d.MaxConns},
 		"client.mux.max_streams":  {c.MaxStreams, d.MaxStreams},
 		"client.mux.idle_timeout": {c.IdleTimeout, d.IdleTimeout},
 		"client.mux.wait_timeout": {c.WaitTimeout, d.WaitTimeout},
 	})
-}
-
-// checkShown checks that every setting rpc.yaml shows under prefix, but
-// those that start with one in skip, is in want, and that the file shows want's default for it.
-func checkShown(t *testing.T, prefix string, skip []string, want map[string][2]any) {
-	t.Helper()
-	data, err := os.ReadFile("../rpc.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := config.Keys(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if !strings.HasPrefix(k, prefix) || slices.ContainsFunc(skip, func(p string) bool { return strings.HasPrefix(k, p) }) {
-			continue
-		}
-		v, ok := want[k]
-		if !ok {
-			t.Errorf("rpc.yaml shows %s, which this test does not check: add it", k)
-			continue
-		}
-		if v[0] != v[1] {
-			t.Errorf("rpc.yaml shows %s: %v, but the default is %v", k, v[0], v[1])
-		}
-	}
 }
