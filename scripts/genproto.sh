@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# genproto.sh OUT: generates every committed *.pb.go into OUT, laid out as in
-# the repository. `make proto` runs it with OUT = the repository itself;
+# genproto.sh OUT: generates every committed generated file (the *.pb.go and
+# the kitex baseline's kitex_gen/) into OUT, laid out as in the repository. `make proto` runs it with OUT = the repository itself;
 # `make proto-check` runs it into a temporary folder and compares.
 set -euo pipefail
 out=${1:?usage: genproto.sh OUTDIR}
@@ -26,3 +26,22 @@ protoc -I "$root/shared/proto" -I . \
   --plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
   --go-grpc_out="$out/benchmarks" --go-grpc_opt=paths=source_relative \
   grpcecho/grpcecho.proto
+
+# The kitex baseline's code, made by kitex's own generator, which parses
+# the proto itself (no protoc). kitex writes into kitex_gen/ under the
+# folder it runs in, and takes the Go package path from the go.mod above
+# that folder: outside the repository a go.mod naming the module stands in
+# for the time of the run. -no-dependency-check: the Makefile builds the
+# generator at the version benchmarks/go.mod requires.
+kx=$out/benchmarks/kitexecho
+mkdir -p "$kx"
+fake_mod=
+if [ ! -f "$out/benchmarks/go.mod" ]; then
+  fake_mod=$out/benchmarks/go.mod
+  echo "module myrpc/benchmarks" > "$fake_mod"
+fi
+if ! log=$(cd "$kx" && "$bin/kitex" -no-dependency-check "$root/benchmarks/kitexecho/kitexecho.proto" 2>&1); then
+  echo "$log" >&2
+  exit 1
+fi
+if [ -n "$fake_mod" ]; then rm "$fake_mod"; fi
