@@ -34,8 +34,9 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns, when above 0, limits the connections a client opens to the
 	// server, for the implementations whose clients can be limited (the
-	// pooled and multiplexed stages); 0 leaves their defaults. grpc-go and
-	// net/rpc use one connection whatever it says.
+	// pooled and multiplexed stages, kitex-mux); 0 leaves their defaults.
+	// grpc-go and net/rpc use one connection whatever it says; kitex's
+	// default pool has no bound to set.
 	MaxConns int
 
 	// Faults, for the servers of the myrpc stages, registers the service
@@ -122,7 +123,7 @@ type Impl struct {
 }
 
 // order is the order of the tables, the chart and the default -impls.
-var order = []string{"v1", "v2", "v3", "v4", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
+var order = []string{"v1", "v2", "v3", "v4", "kitex", "kitex-mux", "trpc", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 
 var registry = map[string]Impl{}
 

@@ -22,7 +22,24 @@ import (
 func TestMain(m *testing.M) {
 	// ants (in the V2 server) starts a default pool when it is imported:
 	// its goroutines are there before any test runs.
-	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent(),
+		// kitex's client runs every call that has a deadline on a worker
+		// of one pool shared by all clients; a worker leaves after a
+		// minute without a call, and the pool's ticker with the last one.
+		goleak.IgnoreTopFunction("github.com/cloudwego/kitex/client.(*timeoutPool).createWorker.func1"),
+		goleak.IgnoreTopFunction("github.com/cloudwego/kitex/client.(*timeoutPool).createTicker.func1"),
+		// kitex's client caches a load-balancer factory for each set of
+		// addresses it is given, for good, and the factory's watcher,
+		// which drops the balancers unused for a while, never stops.
+		goleak.IgnoreTopFunction("github.com/cloudwego/kitex/pkg/loadbalance/lbcache.(*BalancerFactory).watcher"),
+		// The ticker that those balancers share, to refresh their
+		// addresses, stops once the watcher has dropped the last of them.
+		goleak.IgnoreTopFunction("github.com/cloudwego/kitex/pkg/utils.(*SharedTicker).Tick"),
+		// netpoll, kitex's transport, starts its epoll loops on first
+		// use and keeps them for the life of the process; each waits in
+		// epoll_wait, a system call, under this function.
+		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*defaultPoll).Wait"),
+	)
 }
 
 var quiet = Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -51,7 +68,7 @@ func serve(t *testing.T, im Impl) (addr string, stop func() error) {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"v1", "v2", "v3", "v4", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
+	want := []string{"v1", "v2", "v3", "v4", "kitex", "kitex-mux", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 	got := Names()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
