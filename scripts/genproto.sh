@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # genproto.sh OUT: generates every committed generated file (the *.pb.go and
-# the kitex baseline's kitex_gen/) into OUT, laid out as in the repository. `make proto` runs it with OUT = the repository itself;
-# `make proto-check` runs it into a temporary folder and compares.
+# the kitex baseline's kitex_gen/) into OUT, laid out as in the repository.
+# `make proto` runs it with OUT = the repository itself; `make proto-check`
+# runs it into a temporary folder and compares.
 set -euo pipefail
 out=${1:?usage: genproto.sh OUTDIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
