@@ -48,25 +48,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	impl := fs.String("impl", "", "the implementation to serve: "+strings.Join(impls.Names(), ", "))
 	addr := fs.String("addr", "127.0.0.1:0", "listen on host:port")
 	cpu := fs.Int("cpu", -1, "run on this CPU alone, with GOMAXPROCS=1 (-1: anywhere)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file: from the READY line to SIGTERM or SIGINT")
 	faults := fs.Bool("faults", false, "serve the faultsvc service too (a myrpc stage's server only), as the soak test does")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			log.Error("benchserver: cpu profile", "err", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Error("benchserver: cpu profile", "err", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
 	if *cpu >= 0 {
 		pinned, err := pin.PinnedTo(*cpu)
 		if err != nil {
@@ -88,14 +75,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		log.Error("benchserver: unknown -impl", "impl", *impl, "known", impls.Names())
 		return 2
 	}
-	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, stdout, log); err != nil {
+	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, *cpuProfile, stdout, log); err != nil {
 		log.Error("benchserver failed", "impl", im.Name, "err", err)
 		return 1
 	}
 	return 0
 }
 
-func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slog.Logger) error {
+func run(im impls.Impl, o impls.Options, addr, cpuProfile string, stdout io.Writer, log *slog.Logger) error {
 	srv, err := im.NewServer(o)
 	if err != nil {
 		return err
@@ -104,6 +91,12 @@ func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slo
 	if err != nil {
 		return err
 	}
+	stopProfile, err := startProfile(cpuProfile)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -120,6 +113,10 @@ func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slo
 		}
 		return err
 	case <-ctx.Done():
+	}
+	// The profile is of the serving, not of the stop.
+	if err := stopProfile(); err != nil {
+		return err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
@@ -139,4 +136,31 @@ func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slo
 		}
 	}
 	return nil
+}
+
+// startProfile starts a CPU profile into path, if it is not "", and
+// returns the function that stops it and closes the file; that function
+// may be called more than once.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	var done error
+	stopped := false
+	return func() error {
+		if !stopped {
+			stopped = true
+			pprof.StopCPUProfile()
+			done = f.Close()
+		}
+		return done
+	}, nil
 }
