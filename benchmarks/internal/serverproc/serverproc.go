@@ -25,14 +25,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"os/signal"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"myrpc/benchmarks/internal/cpuprof"
 	"myrpc/benchmarks/internal/impls"
 	"myrpc/benchmarks/internal/pin"
 )
@@ -49,6 +48,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:0", "listen on host:port")
 	cpu := fs.Int("cpu", -1, "run on this CPU alone, with GOMAXPROCS=1 (-1: anywhere)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file: from the READY line to SIGTERM or SIGINT")
+	cpuProfileHz := fs.Int("cpuprofile-hz", 0, "with -cpuprofile, samples per second (0: runtime/pprof's 100)")
 	faults := fs.Bool("faults", false, "serve the faultsvc service too (a myrpc stage's server only), as the soak test does")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -75,14 +75,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		log.Error("benchserver: unknown -impl", "impl", *impl, "known", impls.Names())
 		return 2
 	}
-	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, *cpuProfile, stdout, log); err != nil {
+	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, *cpuProfile, *cpuProfileHz, stdout, log); err != nil {
 		log.Error("benchserver failed", "impl", im.Name, "err", err)
 		return 1
 	}
 	return 0
 }
 
-func run(im impls.Impl, o impls.Options, addr, cpuProfile string, stdout io.Writer, log *slog.Logger) error {
+func run(im impls.Impl, o impls.Options, addr, cpuProfile string, cpuProfileHz int, stdout io.Writer, log *slog.Logger) error {
 	srv, err := im.NewServer(o)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func run(im impls.Impl, o impls.Options, addr, cpuProfile string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	stopProfile, err := startProfile(cpuProfile)
+	stopProfile, err := cpuprof.StartProfile(cpuProfile, cpuProfileHz)
 	if err != nil {
 		lis.Close()
 		return err
@@ -136,31 +136,4 @@ func run(im impls.Impl, o impls.Options, addr, cpuProfile string, stdout io.Writ
 		}
 	}
 	return nil
-}
-
-// startProfile starts a CPU profile into path, if it is not "", and
-// returns the function that stops it and closes the file; that function
-// may be called more than once.
-func startProfile(path string) (stop func() error, err error) {
-	if path == "" {
-		return func() error { return nil }, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	var done error
-	stopped := false
-	return func() error {
-		if !stopped {
-			stopped = true
-			pprof.StopCPUProfile()
-			done = f.Close()
-		}
-		return done
-	}, nil
 }
