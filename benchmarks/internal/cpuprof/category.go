@@ -23,6 +23,34 @@ const (
 	CatOther   = "other"
 )
 
+// Categories are the categories in the order tables show them, each with
+// the short key by which the report's expressions name it.
+var Categories = []struct{ Key, Name string }{
+	{"write", CatWrite},
+	{"read", CatRead},
+	{"epoll", CatEpoll},
+	{"conn", CatConn},
+	{"syscall", CatSyscall},
+	{"futex", CatFutex},
+	{"sched", CatSched},
+	{"malloc", CatMalloc},
+	{"gc", CatGC},
+	{"runtime", CatRuntime},
+	{"net", CatNet},
+	{"sync", CatSync},
+	{"proto", CatProto},
+	{"myrpc", CatMyrpc},
+	{"pool", CatPool},
+	{"harness", CatHarness},
+	{"other", CatOther},
+}
+
+// IsSyscallCategory reports whether a category is time in system calls,
+// futex included.
+func IsSyscallCategory(name string) bool {
+	return strings.HasPrefix(name, "syscall: ") || name == CatFutex
+}
+
 // Category returns the kind of work a sample's stack, leaf first, was
 // doing, by the names of its functions:
 //

@@ -220,3 +220,24 @@ func TestWriteFlame(t *testing.T) {
 		t.Error("read a profile that is not there")
 	}
 }
+
+// TestCategoriesListed: every category Category can return has a key.
+func TestCategoriesListed(t *testing.T) {
+	keys := map[string]bool{}
+	names := map[string]bool{}
+	for _, c := range Categories {
+		if keys[c.Key] || names[c.Name] {
+			t.Errorf("%s (%s) listed twice", c.Key, c.Name)
+		}
+		keys[c.Key], names[c.Name] = true, true
+	}
+	for _, c := range []string{CatWrite, CatRead, CatEpoll, CatConn, CatSyscall, CatFutex, CatGC, CatMalloc, CatSched,
+		CatRuntime, CatProto, CatMyrpc, CatPool, CatNet, CatSync, CatHarness, CatOther} {
+		if !names[c] {
+			t.Errorf("%s has no key", c)
+		}
+	}
+	if !IsSyscallCategory(CatFutex) || !IsSyscallCategory(CatWrite) || IsSyscallCategory(CatGC) {
+		t.Error("IsSyscallCategory")
+	}
+}
