@@ -19,7 +19,7 @@ const (
 	flameRow    = 16.0
 	flameTop    = 28.0 // room for the title
 	flameMargin = 10.0
-	flameMinW   = 0.3 // narrower frames are left out
+	flameMinW   = 1.0 // narrower frames are left out
 	charWidth   = 6.6 // of the 11-pixel monospace text, roughly
 )
 
