@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"myrpc/benchmarks/internal/cpuprof"
 )
@@ -207,7 +208,11 @@ func regionProfiles(b *strings.Builder, ps map[string]StageProfile, args string)
 			names[i], qps, sp.Server.CPUSeconds, fmtInt(uint64(sp.Server.Samples)), sp.Client.CPUSeconds, fmtInt(uint64(sp.Client.Samples))))
 	}
 	m := stages[0].Meta
-	fmt.Fprintf(b, "_%d callers, %d B, %s measured: %s. Commit %s, %d cores._\n", m.Callers, m.PayloadBytes, m.Duration,
+	window := m.Duration
+	if d, err := time.ParseDuration(m.Duration); err == nil {
+		window = fmt.Sprintf("%g s", d.Seconds())
+	}
+	fmt.Fprintf(b, "_%d callers, %d B, %s measured: %s. Commit %s, %d cores._\n", m.Callers, m.PayloadBytes, window,
 		strings.Join(runs, "; "), commitsOf(stages), m.Cores)
 	return nil
 }

@@ -85,7 +85,7 @@ func TestRewriteProfiles(t *testing.T) {
 		"| myrpc | 59.7 | 58.6 | 0.0 | 0.0 |\n" +
 		"| benchmark harness | 0.0 | 0.0 | 60.0 | 50.4 |\n" +
 		"| all system calls | **40.3** | **41.4** | **40.0** | **49.6** |\n\n" +
-		"_64 callers, 64 B, 5s measured: v1 5.4k calls/s, 0.7 s of server CPU in 360 samples and 0.6 s of client CPU in 320; " +
+		"_64 callers, 64 B, 5 s measured: v1 5.4k calls/s, 0.7 s of server CPU in 360 samples and 0.6 s of client CPU in 320; " +
 		"v2 29.7k calls/s, 0.8 s of server CPU in 390 samples and 0.5 s of client CPU in 270. Commit `abc123`, 2 cores._\n" +
 		"<!-- /bench -->\n"
 	if got != want {
