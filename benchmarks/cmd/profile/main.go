@@ -187,7 +187,10 @@ func profileStage(ctx context.Context, o options, serverPath, stage string) erro
 	meta.Date = time.Now().UTC().Format(time.RFC3339)
 
 	c := runner.Case{Impl: stage, Callers: o.callers, Payload: o.payload}
-	fmt.Fprintf(os.Stderr, "profiling %s ...\n", c)
+	fmt.Fprintf(os.Stderr, "profiling %s, %d samples a second ...\n", c, o.hz)
+	if o.hz != 100 {
+		fmt.Fprintln(os.Stderr, "(the runtime then says it cannot set the profile rate: it has, see cpuprof.StartProfile)")
+	}
 	row := runner.RunCase(ctx, cfg, c)
 	if profErr != nil {
 		return fmt.Errorf("the client's profile: %w", profErr)
