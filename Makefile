@@ -166,7 +166,7 @@ bench-gomaxprocs1: ## the one-caller latencies of v2, v4, raw-conn and raw-pool 
 	@$(MAKE) --no-print-directory bench-docs
 
 # make profile STAGE=vN: the stage's case of 64 callers and 64 B with the
-# server's and the harness's CPU profiled (about 15 s a stage).
+# server's and the harness's CPU profiled (about 10 s a stage).
 PROFILE_OUT := results/profile
 
 .PHONY: profile
