@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"myrpc/benchmarks/internal/cpuprof"
 	"myrpc/benchmarks/internal/serverproc"
 )
@@ -22,7 +24,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(serverEnv) == "1" {
 		os.Exit(serverproc.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// ants (in the V2 server) starts a default pool when it is imported:
+	// its goroutines are there before any test runs.
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 func TestParseFlags(t *testing.T) {
