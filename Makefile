@@ -168,6 +168,29 @@ bench-gomaxprocs1: ## the one-caller latencies of v2, v4, raw-conn and raw-pool 
 	cd benchmarks && GOMAXPROCS=1 go run ./cmd/benchall -impls v2,v4,raw-conn,raw-pool -callers 1 -payload 64 -burst 0 -scenario matrix -out results/gomaxprocs1
 	@$(MAKE) --no-print-directory bench-docs
 
+# make profile STAGE=vN: the stage's case of 64 callers and 64 B with the
+# server's and the harness's CPU profiled (about 10 s a stage).
+PROFILE_OUT := results/profile
+
+.PHONY: profile
+profile: graphviz ## one stage's case, 64 callers and 64 B for 5 s, with both sides' CPU profiled (STAGE=v1|v2|v3|v4): benchmarks/results/profile/STAGE/ and the profile tables of the chapters
+	@case "$(STAGE)" in v1|v2|v3|v4) ;; *) echo "usage: make profile STAGE=v1|v2|v3|v4"; exit 2;; esac
+	cd benchmarks && go run ./cmd/profile -stage $(STAGE) -out $(PROFILE_OUT)
+	@$(MAKE) --no-print-directory bench-docs
+
+.PHONY: profile-all
+profile-all: graphviz ## make profile for every stage, one after another (about a minute)
+	cd benchmarks && go run ./cmd/profile -stage all -out $(PROFILE_OUT)
+	@$(MAKE) --no-print-directory bench-docs
+
+.PHONY: graphviz
+graphviz: ## install Graphviz's dot (Debian graphviz), which go tool pprof -svg needs
+	@if ! command -v dot >/dev/null; then \
+	   echo "installing dot (Debian graphviz)"; \
+	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; \
+	   else sudo apt-get update -qq && sudo apt-get install -y -qq graphviz >/dev/null; fi; \
+	 fi
+
 .PHONY: bench-quick
 bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s each
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \

@@ -108,12 +108,38 @@ func Page(rows []results.Row, chart, source string) string {
 
 	w("## Running it\n\n")
 	w("```\nmake bench-all     # the default matrix; writes benchmarks/results/latest/ and this page\n" +
-		"make bench-quick   # 64 B, callers 1 and 64, 2 s each: a smoke test of the harness\n```\n\n")
+		"make bench-quick   # 64 B, callers 1 and 64, 2 s each: a smoke test of the harness\n" +
+		"make profile STAGE=v4   # one stage's CPU profiles (see Profiles below)\n```\n\n")
 	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst`, `-scenario` " +
 		"(`matrix`, `burst`, `hol`), `-hol-callers`, `-hol-slow`, `-hol-delay` and `-out`; " +
 		"`make bench-docs` (`go run ./cmd/benchdoc` in `benchmarks/`) writes `results.md`, the chart, this page and the benchmark numbers " +
 		"of README.md and the chapters again from a `results.json`, without running anything. Those numbers sit in marked regions " +
-		"(see `benchmarks/internal/report/regions.go`), and a test fails when one is not what `results.json` says.\n")
+		"(see `benchmarks/internal/report/regions.go`), and a test fails when one is not what `results.json` says.\n\n")
+
+	w("## Profiles\n\n")
+	w("Each chapter shows where its stage's CPU goes, beside the stage before, from profiles committed in `benchmarks/results/profile/`. " +
+		"`make profile STAGE=v3` makes them again for one stage and `make profile-all` for all four, each in about ten seconds; both then run `make bench-docs`. " +
+		"A stage's profile is one case, 64 callers and 64-byte payloads, a second of warm-up and 5 s measured, like a case of the matrix but " +
+		"with both processes' CPU sampled 500 times a second: the server (`benchserver -cpuprofile`) from the moment it listens until it is told to stop, " +
+		"warm-up included, and the harness over the measured window only. The harness's profile is the stage's client, with the load generator around it, " +
+		"which shows as *benchmark harness*.\n\n")
+	w("In `benchmarks/results/profile/vN/`: `server.pprof` and `client.pprof`, the raw profiles, which `go tool pprof` reads " +
+		"(`go tool pprof -top benchmarks/results/profile/v4/server.pprof`, or `-http=:8080` to browse them); `server.json` and `client.json`, " +
+		"the top functions and the kinds of work that the chapters' tables show (regions `bench@profile:profiles`, see `benchmarks/internal/report/profiles.go`); " +
+		"`server.svg` and `client.svg`, pprof's call graph (`go tool pprof -svg`, which needs Graphviz's `dot`: `make profile` installs Debian's graphviz when it is missing); " +
+		"`server-flame.svg` and `client-flame.svg`, a flame graph that `benchmarks/internal/cpuprof` draws; and `meta.json`, the commit, the date, " +
+		"the machine, its load average before and after, and the case's calls and calls per second.\n\n")
+	w("How to read them: a function's **flat** share is the time it was the one running, its **cum** share the time it was anywhere on the stack, " +
+		"both in percent of that process's sampled CPU. The call graph merges every call of a function into one box, with arrows for who called whom; " +
+		"the flame graph keeps each path apart: every sampled stack is a column from the root at the top to the running function at the bottom, " +
+		"each frame as wide as its time, so a wide frame near the bottom is where the time is spent, and the frames above it say how it got there. " +
+		"The **kinds of work** add the samples up by the functions on their stacks: one whose running function is a system call counts as a write, a read, " +
+		"epoll, or the set-up and close of a connection by the function that made the call, and a futex, with which the runtime puts threads to sleep and wakes them, apart; " +
+		"the runtime's work for the code (allocating, collecting garbage, scheduling, channels and locks) counts as the runtime's; " +
+		"the rest goes to the package of the first function that is not the runtime's: protobuf, myrpc, the ants pool, Go's net, sync, context and time.\n\n")
+	w("A profile is a few hundred samples a side: a function at 1%% is a handful of them and moves from run to run, while the kinds of work, " +
+		"each the sum of many functions, move little. The profiles are proportions; the calls per second of a profiled case, one short run with the profiler on, " +
+		"on a machine shared with other work, are no measure of speed: the tables above are.\n")
 	return b.String()
 }
 

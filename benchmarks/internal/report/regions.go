@@ -66,6 +66,8 @@ import (
 // each value of the key rows names in the benchmarks' names, a column for
 // each value of cols, and in each cell the median ns/op and, in brackets,
 // the least and greatest.
+//
+// The profiles of make profile have regions of their own: see profiles.go.
 
 // regionRE finds a region: the name of its run, if any, its spec and its
 // content.
@@ -75,12 +77,18 @@ var regionRE = regexp.MustCompile(`(?s)<!-- bench(@[a-z0-9-]+)?:(.*?) -->(.*?)<!
 type Set struct {
 	Rows  []results.Row
 	Bench *GoBench
+
+	// Profiles are the stages' profiles of make profile, by stage.
+	Profiles map[string]StageProfile
 }
 
 // commit is the commit the run measured, "" if it names none.
 func (s Set) commit() string {
 	if s.Bench != nil {
 		return s.Bench.Config["commit"]
+	}
+	if s.Profiles != nil {
+		return profileCommit(s.Profiles)
 	}
 	return runRow(s.Rows).Machine.GitCommit
 }
@@ -92,7 +100,8 @@ type Sets map[string]Set
 
 // LoadSets reads the runs committed in dir (benchmarks/results): latest
 // stands for results/latest, and each other folder that holds a
-// results.json or a bench.txt is a run of the folder's name.
+// results.json, a bench.txt, or folders of profiles (see StageProfile) is
+// a run of the folder's name.
 func LoadSets(dir string, latest []results.Row) (Sets, error) {
 	sets := Sets{"": {Rows: latest}}
 	entries, err := os.ReadDir(dir)
@@ -112,6 +121,13 @@ func LoadSets(dir string, latest []results.Row) (Sets, error) {
 		}
 		f, err := os.Open(filepath.Join(sub, "bench.txt"))
 		if errors.Is(err, fs.ErrNotExist) {
+			ps, err := loadProfiles(sub)
+			if err != nil {
+				return nil, err
+			}
+			if ps != nil {
+				sets[e.Name()] = Set{Profiles: ps}
+			}
 			continue
 		}
 		if err != nil {
@@ -169,6 +185,14 @@ func region(spec, old string, set Set) (string, error) {
 			return "", fmt.Errorf("written about the run of commit %s, but the results are of commit %s: revise it", args, c)
 		}
 		return old, nil
+	case "profiles":
+		if set.Profiles == nil {
+			return "", fmt.Errorf("a profiles region needs the run of make profile: bench@profile")
+		}
+		var b strings.Builder
+		b.WriteString("\n")
+		err := regionProfiles(&b, set.Profiles, args)
+		return b.String(), err
 	case "gobench":
 		if set.Bench == nil {
 			return "", fmt.Errorf("a gobench table needs a bench.txt")
@@ -178,7 +202,7 @@ func region(spec, old string, set Set) (string, error) {
 		err := regionGoBench(&b, set.Bench, args)
 		return b.String(), err
 	}
-	if set.Bench != nil {
+	if set.Bench != nil || set.Profiles != nil {
 		return inline(spec, set)
 	}
 	switch kind {
@@ -262,6 +286,9 @@ func term(t string, set Set) (float64, error) {
 	}
 	if set.Bench != nil {
 		return gobenchTerm(t, set.Bench)
+	}
+	if set.Profiles != nil {
+		return profileTerm(t, set.Profiles)
 	}
 	rows := set.Rows
 	r0 := runRow(rows)

@@ -54,6 +54,11 @@ type Config struct {
 	ServerCPU int
 	// Logger receives the clients' log records. Default: slog.Default().
 	Logger *slog.Logger
+
+	// Measured, if set, is called as a closed-loop case's measured window
+	// opens, and the function it returns as the window closes: the
+	// harness's own CPU profile covers the window and nothing else.
+	Measured func() func()
 }
 
 func (c Config) callTimeout() time.Duration {
@@ -287,10 +292,15 @@ func runClosed(ctx context.Context, cfg Config, row results.Row, slow int, delay
 	var snapErr error
 	if sleepCtx(ctx, cfg.Warmup) {
 		before, snapErr = takeSnapshot(s.proc.pid())
+		closeWindow := func() {}
+		if cfg.Measured != nil {
+			closeWindow = cfg.Measured()
+		}
 		phase.Store(phaseMeasure)
 		if sleepCtx(ctx, cfg.Duration) && snapErr == nil {
 			after, snapErr = takeSnapshot(s.proc.pid())
 		}
+		closeWindow()
 	}
 	phase.Store(phaseDone)
 	if after.at.IsZero() {

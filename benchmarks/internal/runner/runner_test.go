@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"go.uber.org/goleak"
 
 	"myrpc/benchmarks/internal/results"
@@ -179,5 +181,43 @@ func TestDeadlines(t *testing.T) {
 	dl, _ := c.Deadline()
 	if got := dl.Sub(t0.Add(1500 * time.Millisecond)); got != 5*time.Second+renewEvery {
 		t.Fatalf("deadline %v after the call start, want %v", got, 5*time.Second+renewEvery)
+	}
+}
+
+// TestRunCaseProfiled: a server started with -cpuprofile writes a profile
+// that pprof reads once it has stopped, and Measured frames the measured
+// window, once.
+func TestRunCaseProfiled(t *testing.T) {
+	cfg := testConfig(t)
+	path := filepath.Join(t.TempDir(), "server.pprof")
+	cfg.Server.Args = []string{"-cpuprofile", path}
+	var opened, closed int
+	var openedAt, closedAt time.Time
+	cfg.Measured = func() func() {
+		opened++
+		openedAt = time.Now()
+		return func() { closed++; closedAt = time.Now() }
+	}
+	r := RunCase(context.Background(), cfg, Case{Impl: "v1", Callers: 2, Payload: 64})
+	if r.Failed {
+		t.Fatalf("failed: %s", r.FailReason)
+	}
+	if opened != 1 || closed != 1 {
+		t.Fatalf("the window opened %d and closed %d times, want 1 and 1", opened, closed)
+	}
+	if d := closedAt.Sub(openedAt); d < cfg.Duration {
+		t.Errorf("the window lasted %v, want at least %v", d, cfg.Duration)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("the server's profile: %v", err)
+	}
+	if len(p.SampleType) < 2 || p.SampleType[1].Type != "cpu" {
+		t.Fatalf("sample types %v, want a CPU profile", p.SampleType)
 	}
 }

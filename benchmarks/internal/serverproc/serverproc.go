@@ -25,14 +25,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"os/signal"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"myrpc/benchmarks/internal/cpuprof"
 	"myrpc/benchmarks/internal/impls"
 	"myrpc/benchmarks/internal/pin"
 )
@@ -48,25 +47,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	impl := fs.String("impl", "", "the implementation to serve: "+strings.Join(impls.Names(), ", "))
 	addr := fs.String("addr", "127.0.0.1:0", "listen on host:port")
 	cpu := fs.Int("cpu", -1, "run on this CPU alone, with GOMAXPROCS=1 (-1: anywhere)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file: from the READY line to SIGTERM or SIGINT")
+	cpuProfileHz := fs.Int("cpuprofile-hz", 0, "with -cpuprofile, samples per second (0: runtime/pprof's 100)")
 	faults := fs.Bool("faults", false, "serve the faultsvc service too (a myrpc stage's server only), as the soak test does")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			log.Error("benchserver: cpu profile", "err", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Error("benchserver: cpu profile", "err", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
 	if *cpu >= 0 {
 		pinned, err := pin.PinnedTo(*cpu)
 		if err != nil {
@@ -88,14 +75,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		log.Error("benchserver: unknown -impl", "impl", *impl, "known", impls.Names())
 		return 2
 	}
-	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, stdout, log); err != nil {
+	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, *cpuProfile, *cpuProfileHz, stdout, log); err != nil {
 		log.Error("benchserver failed", "impl", im.Name, "err", err)
 		return 1
 	}
 	return 0
 }
 
-func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slog.Logger) error {
+func run(im impls.Impl, o impls.Options, addr, cpuProfile string, cpuProfileHz int, stdout io.Writer, log *slog.Logger) error {
 	srv, err := im.NewServer(o)
 	if err != nil {
 		return err
@@ -104,6 +91,12 @@ func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slo
 	if err != nil {
 		return err
 	}
+	stopProfile, err := cpuprof.StartProfile(cpuProfile, cpuProfileHz)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -120,6 +113,10 @@ func run(im impls.Impl, o impls.Options, addr string, stdout io.Writer, log *slo
 		}
 		return err
 	case <-ctx.Done():
+	}
+	// The profile is of the serving, not of the stop.
+	if err := stopProfile(); err != nil {
+		return err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()

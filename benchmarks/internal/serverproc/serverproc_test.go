@@ -19,6 +19,7 @@ func TestMainRefuses(t *testing.T) {
 		{"no implementation", nil, 2, "unknown -impl"},
 		{"unknown flag", []string{"-bogus"}, 2, "flag provided but not defined"},
 		{"address in use or invalid", []string{"-impl", "raw-conn", "-addr", "256.0.0.1:0"}, 1, "benchserver failed"},
+		{"profile it cannot write", []string{"-impl", "raw-conn", "-cpuprofile", "/nonexistent/dir/cpu.pprof"}, 1, "cpu profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
