@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# genproto.sh OUT: generates every committed *.pb.go into OUT, laid out as in
-# the repository. `make proto` runs it with OUT = the repository itself;
-# `make proto-check` runs it into a temporary folder and compares.
+# genproto.sh OUT: generates every committed *.pb.go and *.trpc.go into OUT,
+# laid out as in the repository. `make proto` runs it with OUT = the
+# repository itself; `make proto-check` runs it into a temporary folder and
+# compares.
 set -euo pipefail
 out=${1:?usage: genproto.sh OUTDIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,3 +27,24 @@ protoc -I "$root/shared/proto" -I . \
   --plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
   --go-grpc_out="$out/benchmarks" --go-grpc_opt=paths=source_relative \
   grpcecho/grpcecho.proto
+
+# The trpc-go stub of the benchmarks' trpc baseline, made by trpc-cmdline in
+# its stub-only mode: the shared Echo messages, served by trpc-go. It works in
+# a temporary folder, from which only the stub is copied: its trpcecho.pb.go
+# holds no type the stub uses (the messages are package echo's). trpc-cmdline
+# looks for its tools in PATH and, failing that, would download them into the
+# first of GOPATH/bin, ~/go/bin or ~/bin it finds in PATH: scripts/
+# trpc-cmdline.yaml names only the tools .bin/ holds, and GOPATH points at an
+# empty temporary folder, so that it finds every tool and installs nothing.
+# Its templates live in ~/.trpc-cmdline-assets, which it writes on its first
+# run and after an upgrade.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/gopath/bin" "$tmp/out" "$out/benchmarks/trpcecho"
+if ! GOPATH="$tmp/gopath" GOMODCACHE="$(go env GOMODCACHE)" PATH="$bin:$tmp/gopath/bin:$PATH" \
+  "$bin/trpc" --config "$root/scripts/trpc-cmdline.yaml" create --rpconly --nogomod --mock=false \
+  -p trpcecho/trpcecho.proto -d "$root/shared/proto" -d . -o "$tmp/out" >"$tmp/log" 2>&1; then
+  cat "$tmp/log" >&2
+  exit 1
+fi
+cp "$tmp/out/trpcecho.trpc.go" "$out/benchmarks/trpcecho/"
