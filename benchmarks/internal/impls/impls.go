@@ -34,8 +34,9 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns, when above 0, limits the connections a client opens to the
 	// server, for the implementations whose clients can be limited (the
-	// pooled and multiplexed stages); 0 leaves their defaults. grpc-go and
-	// net/rpc use one connection whatever it says.
+	// pooled and multiplexed stages, and trpc, whose calls beyond it wait
+	// for a connection); 0 leaves their defaults. grpc-go and net/rpc use
+	// one connection whatever it says.
 	MaxConns int
 
 	// Faults, for the servers of the myrpc stages, registers the service

@@ -80,10 +80,12 @@ func (t trpcLogger) With(...trpclog.Field) trpclog.Logger { return t }
 // trpcServer serves trpcecho.Echo with a trpc-go service made by server.New
 // on the listener Serve is given: trpc.NewServer would read trpc_go.yaml and
 // start trpc-go's admin server and plugins. The network and the protocol it
-// is given select trpc-go's default transport, tnet; server.New leaves
-// server_async off (trpc_go.yaml's default turns it on), so that each
-// connection's requests are handled in turn by the goroutine tnet gives the
-// connection, as one call at a time is all a pooled client sends on one.
+// is given select trpc-go's default transport, tnet. server.New leaves
+// server_async off (trpc_go.yaml's default turns it on): each connection's
+// requests are handled in turn by the goroutine tnet gives the connection,
+// which loses nothing here, as a pooled client sends one call at a time on a
+// connection; server_async would hand each request to a goroutine pool that
+// tnet's transport makes for every service and never releases.
 type trpcServer struct {
 	// stopListening ends the goroutine trpc-go's tnet transport starts to
 	// close the listener on a signal that server.New never gives; Stop
@@ -139,7 +141,8 @@ func (s *trpcServer) Serve(lis net.Listener) error {
 }
 
 // Stop waits until no call is in flight or ctx ends, then closes the service,
-// which closes the listener and every connection.
+// which closes the listener and every connection. A reply that trpc-go is
+// still writing as the last call returns may be cut.
 func (s *trpcServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
