@@ -248,7 +248,7 @@ $(MERMAID_DIR)/.installed: scripts/mermaid/package.json scripts/mermaid/package-
 ##@ Generate
 
 .PHONY: proto
-proto: protoc-tools ## regenerate every *.pb.go from the .proto files
+proto: protoc-tools ## regenerate every *.pb.go and *.trpc.go from the .proto files
 	scripts/genproto.sh $(CURDIR)
 
 .PHONY: proto-check
