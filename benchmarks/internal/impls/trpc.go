@@ -88,8 +88,11 @@ func (t trpcLogger) With(...trpclog.Field) trpclog.Logger { return t }
 // tnet's transport makes for every service and never releases.
 type trpcServer struct {
 	// stopListening ends the goroutine trpc-go's tnet transport starts to
-	// close the listener on a signal that server.New never gives; Stop
-	// closes it once the service has closed the listener itself.
+	// close the listener on a signal that server.New never gives. Stop
+	// closes it only once the service has closed the listener itself: tnet
+	// takes the listener's descriptor out of its epoll set before it closes
+	// the listener, and a descriptor closed first could be taken out after
+	// a new socket got its number.
 	stopListening chan struct{}
 	// abort is cancelled when Stop stops waiting for the calls in flight:
 	// it ends their delays.
@@ -98,6 +101,7 @@ type trpcServer struct {
 
 	mu      sync.Mutex // protects the fields below
 	svc     server.Service
+	lis     *trpcListener
 	stopped bool
 	active  int           // calls in flight
 	idle    chan struct{} // closed when active falls to 0 after Stop
@@ -117,17 +121,40 @@ func withStopListening(ch <-chan struct{}) server.Option {
 	}
 }
 
+// trpcListener is the listener a trpc service serves on: its Close closes
+// it once and then tells Stop. It is a *net.TCPListener, as tnet needs.
+type trpcListener struct {
+	*net.TCPListener
+	once   sync.Once
+	err    error
+	closed chan struct{}
+}
+
+func (l *trpcListener) Close() error {
+	l.once.Do(func() {
+		l.err = l.TCPListener.Close()
+		close(l.closed)
+	})
+	return l.err
+}
+
 func (s *trpcServer) Serve(lis net.Listener) error {
+	tl, ok := lis.(*net.TCPListener)
+	if !ok {
+		lis.Close()
+		return fmt.Errorf("bench: trpc serves on TCP listeners, not %T", lis)
+	}
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		return lis.Close()
 	}
+	s.lis = &trpcListener{TCPListener: tl, closed: make(chan struct{})}
 	s.svc = server.New(append([]server.Option{
 		server.WithServiceName(trpcecho.EchoServer_ServiceDesc.ServiceName),
 		server.WithNetwork("tcp"),
 		server.WithProtocol("trpc"),
-		server.WithListener(lis),
+		server.WithListener(s.lis),
 		withStopListening(s.stopListening),
 	}, trpcServerOptions...)...)
 	svc := s.svc
@@ -140,9 +167,10 @@ func (s *trpcServer) Serve(lis net.Listener) error {
 	return svc.Serve()
 }
 
-// Stop waits until no call is in flight or ctx ends, then closes the service,
-// which closes the listener and every connection. A reply that trpc-go is
-// still writing as the last call returns may be cut.
+// Stop waits until no call is in flight or ctx ends, then closes the service
+// and waits, until ctx ends, for its transport to close every connection and
+// the listener, which it does from a goroutine of its own. A reply that
+// trpc-go is still writing as the last call returns may be cut.
 func (s *trpcServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -150,7 +178,7 @@ func (s *trpcServer) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.stopped = true
-	svc := s.svc
+	svc, lis := s.svc, s.lis
 	if s.active > 0 {
 		s.idle = make(chan struct{})
 	}
@@ -170,7 +198,18 @@ func (s *trpcServer) Stop(ctx context.Context) error {
 		}
 	}
 	svc.Close(nil)
-	close(s.stopListening)
+	select {
+	case <-lis.closed:
+		close(s.stopListening)
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+		go func() {
+			<-lis.closed
+			close(s.stopListening)
+		}()
+	}
 	return err
 }
 
