@@ -31,13 +31,14 @@ protoc -I "$root/shared/proto" -I . \
 # The trpc-go stub of the benchmarks' trpc baseline, made by trpc-cmdline in
 # its stub-only mode: the shared Echo messages, served by trpc-go. It works in
 # a temporary folder, from which only the stub is copied: its trpcecho.pb.go
-# holds no type the stub uses (the messages are package echo's). trpc-cmdline
-# looks for its tools in PATH and, failing that, would download them into the
-# first of GOPATH/bin, ~/go/bin or ~/bin it finds in PATH: scripts/
-# trpc-cmdline.yaml names only the tools .bin/ holds, and GOPATH points at an
-# empty temporary folder, so that it finds every tool and installs nothing.
-# Its templates live in ~/.trpc-cmdline-assets, which it writes on its first
-# run and after an upgrade.
+# holds no type the stub uses (the messages are package echo's).
+# trpc-cmdline stops unless one of GOPATH/bin, ~/go/bin or ~/bin exists and
+# is in PATH, the folder it would download missing tools into. Here GOPATH
+# is a temporary folder whose bin is put in PATH, and the configuration it
+# is given, scripts/trpc-cmdline.yaml, names only tools that .bin/ holds, so
+# that it finds them all and downloads nothing. Its templates live in
+# ~/.trpc-cmdline-assets, which it writes on its first run and after an
+# upgrade.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/gopath/bin" "$tmp/out" "$out/benchmarks/trpcecho"
