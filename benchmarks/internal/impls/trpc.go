@@ -26,7 +26,7 @@ func init() {
 		Name: "trpc",
 		Kind: KindBaseline,
 		Summary: "trpc-go with its default transport (tnet, its own epoll reactor) and the trpc protocol, serving the same `EchoRequest`/`EchoReply` messages. " +
-			"Its client takes a connection from a pool for each call and puts it back after the reply: one connection per call in flight, dialled on demand and kept while idle.",
+			"Its client takes a connection from a pool for each call and puts it back after the reply: one connection per call in flight, dialled on demand, idle ones kept for reuse (up to 50 s).",
 		NewServer: newTRPCServer,
 		NewClient: newTRPCClient,
 	})
