@@ -10,6 +10,12 @@ export PATH := $(BIN):$(PATH)
 # Pinned tool versions. protoc-gen-go follows the protobuf module's version.
 STATICCHECK_VERSION := v0.8.2
 GRPC_GEN_VERSION := v1.5.1
+# trpc-cmdline makes the trpc-go stub of the benchmarks and runs goimports
+# on it: both pinned, since the stub is what they write. The proxy here
+# serves trpc-cmdline v1.0.9 but not its version list, so it is built from
+# its downloaded module rather than by go install, which asks for the list.
+TRPC_CMDLINE_VERSION := v1.0.9
+GOIMPORTS_VERSION := v0.53.0
 PROTOC_VERSION := 3.21.12
 PROTOBUF_VERSION = $(shell cd shared/proto && go list -m -f '{{.Version}}' google.golang.org/protobuf)
 # kitex, the generator of the kitex baseline's code, follows the kitex
@@ -273,7 +279,7 @@ $(MERMAID_DIR)/.installed: scripts/mermaid/package.json scripts/mermaid/package-
 GENERATED_DIRS := benchmarks/kitexecho/kitex_gen
 
 .PHONY: proto
-proto: protoc-tools ## regenerate every *.pb.go and benchmarks/kitexecho/kitex_gen/ from the .proto files
+proto: protoc-tools ## regenerate every *.pb.go, *.trpc.go and benchmarks/kitexecho/kitex_gen/ from the .proto files
 	scripts/genproto.sh $(CURDIR)
 
 .PHONY: proto-check
@@ -286,7 +292,7 @@ proto-check: protoc-tools ## fail if a committed generated file is stale, or no 
 	 echo "proto-check: generated code is up to date"
 
 .PHONY: protoc-tools
-protoc-tools: ## install protoc, protoc-gen-go, protoc-gen-go-grpc, protoc-gen-myrpc and kitex into .bin/
+protoc-tools: ## install protoc, protoc-gen-go, protoc-gen-go-grpc, protoc-gen-myrpc, kitex and trpc-cmdline into .bin/
 	@if ! command -v protoc >/dev/null; then \
 	   echo "installing protoc (Debian protobuf-compiler)"; \
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null; \
@@ -300,6 +306,11 @@ protoc-tools: ## install protoc, protoc-gen-go, protoc-gen-go-grpc, protoc-gen-m
 	   GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(GRPC_GEN_VERSION)
 	@cd shared/proto && go build -o $(BIN)/protoc-gen-myrpc ./cmd/protoc-gen-myrpc
 	@[ -x $(BIN)/kitex ] && [ "$$($(BIN)/kitex --version 2>&1)" = "$(KITEX_VERSION)" ] || { echo "installing kitex $(KITEX_VERSION) into .bin/"; $(KITEX_INSTALL); }
+	@[ -x $(BIN)/goimports ] && [ "$$(go version -m $(BIN)/goimports | awk '$$1 == "mod" {print $$3}')" = $(GOIMPORTS_VERSION) ] || \
+	   GOBIN=$(BIN) go install golang.org/x/tools/cmd/goimports@$(GOIMPORTS_VERSION)
+	@[ -x $(BIN)/trpc ] && [ "$$($(BIN)/trpc version)" = "trpc-group/trpc-cmdline version: $(TRPC_CMDLINE_VERSION)" ] || \
+	   { dir=$$(cd $(BIN) && GOWORK=off go mod download -json trpc.group/trpc-go/trpc-cmdline@$(TRPC_CMDLINE_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	     cd $$dir && GOWORK=off go build -o $(BIN)/trpc ./trpc; }
 
 # go install github.com/cloudwego/kitex/tool/cmd/kitex@VERSION looks up the
 # module's newest version for a deprecation notice, and the module proxy

@@ -34,9 +34,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns, when above 0, limits the connections a client opens to the
 	// server, for the implementations whose clients can be limited (the
-	// pooled and multiplexed stages, kitex-mux); 0 leaves their defaults.
-	// grpc-go and net/rpc use one connection whatever it says; kitex's
-	// default pool has no bound to set.
+	// pooled and multiplexed stages, kitex-mux, and trpc, whose calls
+	// beyond it wait for a connection); 0 leaves their defaults. grpc-go
+	// and net/rpc use one connection whatever it says; kitex's default
+	// pool has no bound to set.
 	MaxConns int
 
 	// Faults, for the servers of the myrpc stages, registers the service

@@ -21,7 +21,8 @@ import (
 
 func TestMain(m *testing.M) {
 	// ants (in the V2 server) starts a default pool when it is imported:
-	// its goroutines are there before any test runs.
+	// its goroutines are there before any test runs. So do tnet's pollers
+	// and its pool of handler goroutines (trpc).
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent(),
 		// kitex's client runs every call that has a deadline on a worker
 		// of one pool shared by all clients; a worker leaves after a
@@ -39,6 +40,14 @@ func TestMain(m *testing.M) {
 		// use and keeps them for the life of the process; each waits in
 		// epoll_wait, a system call, under this function.
 		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*defaultPoll).Wait"),
+		// trpc: the idle workers of tnet's handler pool (an ants
+		// PoolWithFunc, which nothing else here uses), which tnet keeps
+		// for a second or two after the last request.
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*goWorkerWithFunc).run.func1"),
+		// trpc: each trpc-go connection pool checks its idle connections
+		// every 3 s from a goroutine trpc-go gives no way to stop; it
+		// ends once the pool has not been used for 100 s.
+		goleak.IgnoreAnyFunction("trpc.group/trpc-go/trpc-go/pool/connpool.(*ConnectionPool).checkRoutine"),
 	)
 }
 
@@ -68,7 +77,7 @@ func serve(t *testing.T, im Impl) (addr string, stop func() error) {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"v1", "v2", "v3", "v4", "kitex", "kitex-mux", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
+	want := []string{"v1", "v2", "v3", "v4", "kitex", "kitex-mux", "trpc", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 	got := Names()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
