@@ -2,9 +2,11 @@
 // rpc.AsyncInvoker with futures, retries and multiplexed connections, with
 // its requests batched: the frames of the calls on one connection are
 // queued, and the connection's writer goroutine sends everything queued in
-// one writev (package writev). A caller never writes, so it never waits for
-// another call's write: its context alone bounds its wait for the reply,
-// retries included. A write carries many calls' frames, so no one call's
+// one writev (package writev). A caller never waits for another call's
+// write: its context alone bounds its wait for the reply, retries
+// included. (A call alone on its connection writes its own frame, with a
+// write that never waits; what the socket does not take, the writer
+// sends.) A write carries many calls' frames, so no one call's
 // deadline or cancellation cuts it short; the writer bounds it by the
 // latest deadline of the calls it carries (no bound if one of them has
 // none), past which nobody waits for it. InvokeAsync returns its future at

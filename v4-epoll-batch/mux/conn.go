@@ -56,10 +56,18 @@ type Conn struct {
 	onBroken  func(*Conn)
 
 	// out queues the calls' frames; the connection's writer goroutine,
-	// woken through kick, writes them, several per writev. Callers never
-	// write, so none waits for another's write.
+	// woken through kick, writes them, several per writev. No call waits
+	// for another's write.
 	out  *writev.Writer
 	kick chan struct{}
+
+	// wmu is held by whoever writes out: the writer goroutine, or a call
+	// alone on the connection, which writes its frame itself with
+	// tryWrite, a write that never waits (nil where there is none).
+	wmu      sync.Mutex
+	tryWrite writev.WriteFunc
+	// alone counts the calls that wrote their frame themselves.
+	alone atomic.Uint64
 
 	// mu protects the fields below.
 	mu      sync.Mutex
@@ -114,14 +122,16 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 		nc.SetWriteDeadline(c.out.Deadline())
 		return write(bufs)
 	}, writev.Options{})
+	c.tryWrite = writev.TryConn(nc)
 	go c.readLoop()
 	go c.writeLoop()
 	return c
 }
 
 // Send gives the request frame a sequence id, registers done under it, and
-// queues the frame for the connection's writer. It returns the id, for
-// Cancel. Send never waits: the call's context bounds the call, and the
+// queues the frame for the connection's writer; a call alone on the
+// connection writes it at once itself, if the socket takes it without
+// waiting. It returns the id, for Cancel. Send never waits: the call's context bounds the call, and the
 // writer bounds a write by the deadlines of the calls it carries. A call
 // ends exactly once: Send returns an error only when done will never run;
 // once it has returned nil, done runs with the response or with the error
@@ -158,6 +168,20 @@ func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, w
 		c.mu.Unlock()
 		return 0, false, err
 	}
+	if c.tryWrite != nil && c.streams.Load() == 1 && c.wmu.TryLock() {
+		// Alone on the connection there is nothing to batch with: the
+		// frame leaves now, without the hop to the writer goroutine. What
+		// the socket does not take at once is left to the writer.
+		c.alone.Add(1)
+		_, wouldBlock, err := c.out.FlushWith(c.tryWrite)
+		if err != nil {
+			c.writeFailed(err)
+		}
+		c.wmu.Unlock()
+		if err != nil || !wouldBlock {
+			return seq, true, nil
+		}
+	}
 	select {
 	case c.kick <- struct{}{}:
 	default: // the writer is awake already
@@ -173,21 +197,29 @@ func (c *Conn) writeLoop() {
 		select {
 		case <-c.kick:
 		case <-c.stop:
+			c.wmu.Lock()
 			c.out.Close() // fail has ended every call
+			c.wmu.Unlock()
 			return
 		}
 		// Let the callers that are ready to run queue their frames first:
 		// on a busy connection the writev then carries them all, and on a
 		// quiet one nobody else is runnable and this returns at once.
 		runtime.Gosched()
-		if _, _, err := c.out.Flush(); err != nil {
+		c.wmu.Lock()
+		_, _, err := c.out.Flush()
+		if err != nil {
 			c.writeFailed(err)
+		}
+		c.wmu.Unlock()
+		if err != nil {
 			return
 		}
 	}
 }
 
-// writeFailed stops the connection's sending after a write failed. The
+// writeFailed stops the connection's sending after a write failed; the
+// caller holds wmu. The
 // calls whose frames were written whole may have run, and wait for their
 // answers; the call whose frame was cut may have reached the server, as
 // far as anyone can tell, and fails; the calls whose frames were never
@@ -426,6 +458,11 @@ func (c *Conn) Streams() int { return int(c.streams.Load()) }
 
 // Dropped returns the number of responses that no call was waiting for.
 func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
+// SentAlone returns the number of calls that, alone on the connection,
+// wrote their frame themselves instead of queueing it for the writer
+// goroutine.
+func (c *Conn) SentAlone() uint64 { return c.alone.Load() }
 
 // idleSince returns when the connection last carried a call, or the zero
 // time if it carries one now or is broken.

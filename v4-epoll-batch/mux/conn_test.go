@@ -965,3 +965,98 @@ func sendCalls(t *testing.T, c *Conn, p *peer, n int) ([]uint32, []chan result) 
 	}
 	return seqs, chans
 }
+
+// TestConnLoneCallWritesItself: a call alone on a connection writes its
+// frame itself, at once; a call that shares the connection leaves its
+// frame to the writer goroutine; a frame the socket does not take at once
+// is finished by the writer; and a connection that is not a socket of the
+// runtime has no such path.
+func TestConnLoneCallWritesItself(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no write without waiting on " + runtime.GOOS)
+	}
+	t.Run("one call at a time", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		for i := range 3 {
+			done, ch := recorder()
+			seq, _, err := c.Send(context.Background(), reqFrame(t, fmt.Sprint("lone", i), nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.SentAlone(); got != uint64(i+1) {
+				t.Fatalf("call %d: SentAlone() = %d as Send returns, want %d", i, got, i+1)
+			}
+			if f := p.next(t); f.Seq != seq {
+				t.Fatalf("peer read seq %d, want %d", f.Seq, seq)
+			}
+			p.answer(t, seq, "ok")
+			if r := await(t, ch); r.err != nil {
+				t.Fatal(r.err)
+			}
+		}
+	})
+	t.Run("two calls in flight", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		var seqs []uint32
+		var chans []chan result
+		for i := range 2 {
+			done, ch := recorder()
+			seq, _, err := c.Send(context.Background(), reqFrame(t, fmt.Sprint("shared", i), nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs, chans = append(seqs, seq), append(chans, ch)
+		}
+		for _, seq := range seqs {
+			if f := p.next(t); f.Seq != seq {
+				t.Fatalf("peer read seq %d, want %d", f.Seq, seq)
+			}
+		}
+		if got := c.SentAlone(); got != 1 {
+			t.Fatalf("SentAlone() = %d, want 1: the second call shares the connection", got)
+		}
+		for i, seq := range seqs {
+			p.answer(t, seq, "ok")
+			if r := await(t, chans[i]); r.err != nil {
+				t.Fatal(r.err)
+			}
+		}
+	})
+	t.Run("a frame larger than the socket takes at once", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		big := bytes.Repeat([]byte("0123456789abcdef"), 2<<20) // 32 MiB
+		done, ch := recorder()
+		seq, _, err := c.Send(context.Background(), reqFrame(t, "big", big), done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := p.next(t)
+		var req echo.EchoRequest
+		if err := proto.Unmarshal(f.Body, &req); err != nil || f.Seq != seq || !bytes.Equal(req.Payload, big) {
+			t.Fatalf("peer read seq %d with %d bytes of payload (%v), want seq %d with the 32 MiB sent", f.Seq, len(req.Payload), err, seq)
+		}
+		if got := c.SentAlone(); got != 1 {
+			t.Fatalf("SentAlone() = %d, want 1", got)
+		}
+		p.answer(t, seq, "ok")
+		if r := await(t, ch); r.err != nil {
+			t.Fatal(r.err)
+		}
+	})
+	t.Run("not a socket of the runtime", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn { return struct{ net.Conn }{nc} })
+		done, ch := recorder()
+		seq, _, err := c.Send(context.Background(), reqFrame(t, "wrapped", nil), done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.next(t)
+		p.answer(t, seq, "ok")
+		if r := await(t, ch); r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := c.SentAlone(); got != 0 {
+			t.Fatalf("SentAlone() = %d, want 0", got)
+		}
+	})
+}

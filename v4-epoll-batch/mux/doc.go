@@ -5,7 +5,8 @@
 // holds, queues the call's request frame for the connection's writer
 // goroutine, which writes what is queued several frames per writev (frames
 // never interleave), and keeps the call's completion in a pending table
-// under that id. One
+// under that id. A call alone on its connection, with nothing to batch
+// with, writes its frame itself, if the socket takes it at once. One
 // reader goroutine per connection reads every response and hands it to the
 // call whose id it carries; a response that no call waits for (late,
 // duplicated, or never asked for) is dropped and counted, never delivered

@@ -9,5 +9,7 @@
 // and the owner waits for the socket to become writable (EPOLLOUT) before
 // it flushes again. Over a net.Conn (the client) the owner is a goroutine
 // of the connection's, and the Go runtime does that waiting, bounded by
-// the deadlines of the calls whose frames it writes.
+// the deadlines of the calls whose frames it writes; a call alone on its
+// connection may be the owner for a moment, long enough for one write that
+// never waits (TryConn).
 package writev

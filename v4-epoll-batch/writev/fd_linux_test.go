@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -339,5 +341,57 @@ func TestReliability22CloseWhileBlocked(t *testing.T) {
 	}
 	if got := fd.calls.Load(); got != calls {
 		t.Fatalf("%d write calls after Close, want none", got-calls)
+	}
+}
+
+// TestTryConn: TryConn's WriteFunc writes what a socket of the runtime
+// takes at once and reports the rest as wouldBlock, never waiting for a
+// peer that does not read; a net.Conn without a descriptor has none.
+func TestTryConn(t *testing.T) {
+	if TryConn(struct{ net.Conn }{}) != nil {
+		t.Fatal("TryConn of a net.Conn that is no socket is not nil")
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := lis.Accept()
+		accepted <- nc
+	}()
+	nc, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+	try := TryConn(nc)
+	if try == nil {
+		t.Fatal("TryConn of a TCP connection is nil")
+	}
+	n, wouldBlock, err := try([][]byte{[]byte("hello, "), []byte("world")})
+	if n != 12 || wouldBlock || err != nil {
+		t.Fatalf("small write = %d, %v, %v; want 12, false, nil", n, wouldBlock, err)
+	}
+	got := make([]byte, 12)
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "hello, world" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+	// The peer reads no more: a write far larger than the socket buffers
+	// returns at once with part of it taken.
+	big := make([]byte, 64<<20)
+	start := time.Now()
+	n, wouldBlock, err = try([][]byte{big})
+	if err != nil || !wouldBlock || n <= 0 || n >= len(big) {
+		t.Fatalf("big write = %d, %v, %v; want part of %d, true, nil", n, wouldBlock, err, len(big))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("big write took %v: it waited", d)
 	}
 }

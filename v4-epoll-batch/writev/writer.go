@@ -43,7 +43,9 @@ type Options struct {
 //
 // Who owns a Writer is the one rule of V4's sending: on the server, the
 // loop that serves the connection (workers push and wake it); on the
-// client, the connection's writer goroutine (callers push and wake it).
+// client, whoever holds the connection's write lock: its writer goroutine
+// (callers push and wake it), or a call alone on the connection, which
+// writes its own frame at once.
 type Writer struct {
 	q        Queue
 	write    WriteFunc
@@ -85,6 +87,13 @@ func (w *Writer) Push(frame []byte, deadline time.Time) (queued int, err error) 
 // is full: then it returns wouldBlock, and the owner calls Flush again
 // once the socket is writable. n is the bytes written. Owner only.
 func (w *Writer) Flush() (n int, wouldBlock bool, err error) {
+	return w.FlushWith(w.write)
+}
+
+// FlushWith is Flush with another WriteFunc for the same connection, such
+// as one that never waits (TryConn) where the Writer's own may. Owner
+// only.
+func (w *Writer) FlushWith(write WriteFunc) (n int, wouldBlock bool, err error) {
 	for {
 		had := len(w.batch)
 		var latest time.Time
@@ -102,7 +111,7 @@ func (w *Writer) Flush() (n int, wouldBlock bool, err error) {
 		bufs := w.batch[:min(len(w.batch), IOVMax)]
 		first := bufs[0]
 		bufs[0] = first[w.off:]
-		k, wouldBlock, err := w.write(bufs)
+		k, wouldBlock, err := write(bufs)
 		bufs[0] = first
 		if k > 0 {
 			w.counters.Writes.Add(1)
