@@ -79,8 +79,9 @@ gotest: ## go test -race over every module
 	@for m in $(MODULES); do echo "== go test -race $$m"; (cd $$m && go test -race -count=1 ./...); done
 
 .PHONY: gowork-off
-gowork-off: ## build and test each stage, and the benchmarks, on its own (GOWORK=off)
-	@for m in $(STAGES) benchmarks; do echo "== GOWORK=off $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go test -count=1 ./...); done
+gowork-off: ## build and vet each stage, and the benchmarks, on its own (GOWORK=off), and test the baselines there (trpc-go's tnet transport runs only without -race)
+	@for m in $(STAGES) benchmarks; do echo "== GOWORK=off $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
+	@cd benchmarks && GOWORK=off go test -count=1 ./internal/impls/
 
 .PHONY: cross
 cross: ## build V4 for macOS and Windows, where it falls back to the V3 transport
@@ -147,7 +148,7 @@ soak-quick: ## the chaos test for 10 s per stage, its results in a temporary fil
 ##@ Benchmark
 
 .PHONY: bench-all
-bench-all: ## the whole benchmark matrix (about 16 min): benchmarks/results/latest/, docs/benchmarks.md and the numbers in README.md and the chapters
+bench-all: ## the whole benchmark matrix (under 15 min on 2 cores): benchmarks/results/latest/, docs/benchmarks.md and the numbers in README.md and the chapters
 	cd benchmarks && go run ./cmd/benchall -out results/latest -doc ../docs/benchmarks.md
 
 .PHONY: bench-docs
@@ -198,9 +199,9 @@ graphviz: ## install Graphviz's dot (Debian graphviz), which go tool pprof -svg 
 	 fi
 
 .PHONY: bench-quick
-bench-quick: ## smoke test of the benchmark harness: 64 B, callers 1 and 64, 2 s each
+bench-quick: ## smoke test of the benchmark harness: every implementation, 64 B, callers 1 and 64, 1 s each
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 2s -warmup 500ms -reps 1 -burst 0 -out $$tmp
+	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 1s -warmup 300ms -reps 1 -burst 0 -out $$tmp
 
 ##@ Read
 

@@ -82,7 +82,7 @@ func parseFlags(args []string) (options, error) {
 	implList := fs.String("impls", strings.Join(impls.Names(), ","), "comma list of implementations: "+strings.Join(impls.Names(), ","))
 	callers := fs.String("callers", "1,64,1000", "comma list of concurrent callers")
 	payload := fs.String("payload", "64,1024", "comma list of payload sizes in bytes")
-	fs.DurationVar(&o.duration, "duration", 4*time.Second, "measured time per case")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time per case")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per case")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions per case, in rounds over the implementations of a cell; with more than one, the median and the range")
 	fs.BoolVar(&o.pin, "pin", false, "run the servers on CPU 0 and the harness on CPU 1, GOMAXPROCS=1 each")

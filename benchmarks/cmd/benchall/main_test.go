@@ -19,7 +19,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"defaults", nil, func(o options) error {
 			if fmt.Sprint(o.callers) != "[1 64 1000]" || fmt.Sprint(o.payloads) != "[64 1024]" ||
-				o.duration != 4*time.Second || o.warmup != time.Second || o.reps != 3 || o.burst != 20000 || o.pin {
+				o.duration != 2*time.Second || o.warmup != time.Second || o.reps != 3 || o.burst != 20000 || o.pin {
 				return fmt.Errorf("defaults %+v", o)
 			}
 			if len(o.impls) < 5 || o.impls[0] != "v1" {

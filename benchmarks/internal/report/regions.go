@@ -43,8 +43,8 @@ import (
 //
 // An EXPR is terms joined by the operators * / + -, each a separate word,
 // worked out from left to right. A term is a number, a value of the run
-// (commit, reps, cores, gomaxprocs, burst: the burst's goroutines), or a
-// row's field:
+// (commit, reps, cores, gomaxprocs, burst: the burst's goroutines, wall:
+// the whole run's seconds), or a row's field:
 //
 //	v2/64/1000.qps   the case row of impl v2, 64-byte payload, 1000 callers
 //	burst/v1.window  the burst row of impl v1
@@ -301,6 +301,8 @@ func term(t string, set Set) (float64, error) {
 		return float64(r0.Machine.GOMAXPROCS), nil
 	case "burst":
 		return float64(r0.Flags.Burst), nil
+	case "wall":
+		return r0.RunWallS, nil
 	}
 	ref, field, ok := strings.Cut(t, ".")
 	if !ok {

@@ -15,6 +15,7 @@ func regionRows() []results.Row {
 	rows := sampleRows()
 	for i := range rows {
 		rows[i].Machine.GitCommit, rows[i].Machine.Cores, rows[i].Flags.Reps, rows[i].Flags.Burst = "abc123", 2, 3, 20000
+		rows[i].RunWallS = 812.4
 	}
 	rows[0].ServerCPUUSPerCall = 4.25
 	return rows
@@ -35,6 +36,7 @@ func TestRewriteInline(t *testing.T) {
 		{"burst int", "20,000"},
 		{"reps word", "three"},
 		{"cores int", "2"},
+		{"wall / 60 %.0f", "14"},
 		{"commit", "abc123"},
 		{"commit code", "`abc123`"},
 	} {
