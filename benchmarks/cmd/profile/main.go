@@ -36,6 +36,7 @@ import (
 
 	"myrpc/benchmarks/internal/cpuprof"
 	"myrpc/benchmarks/internal/impls"
+	"myrpc/benchmarks/internal/results"
 	"myrpc/benchmarks/internal/runner"
 )
 
@@ -139,8 +140,12 @@ func run(o options) error {
 			return fmt.Errorf("building benchserver (or pass -server): %w", err)
 		}
 	}
+	// The commit is read once, before any stage writes its folder: the
+	// stages profiled after the first would otherwise find the tree
+	// changed by the first's results, and call their commit dirty.
+	m := runner.DescribeMachine(".")
 	for _, stage := range o.stages {
-		if err := profileStage(ctx, o, serverPath, stage); err != nil {
+		if err := profileStage(ctx, o, serverPath, stage, m); err != nil {
 			return fmt.Errorf("%s: %w", stage, err)
 		}
 	}
@@ -148,7 +153,7 @@ func run(o options) error {
 }
 
 // profileStage runs the case of one stage and writes its folder.
-func profileStage(ctx context.Context, o options, serverPath, stage string) error {
+func profileStage(ctx context.Context, o options, serverPath, stage string, m results.Machine) error {
 	if _, ok := impls.Lookup(stage); !ok {
 		return fmt.Errorf("no implementation %q", stage)
 	}
@@ -182,7 +187,6 @@ func profileStage(ctx context.Context, o options, serverPath, stage string) erro
 	meta := cpuprof.Meta{Stage: stage, Callers: o.callers, PayloadBytes: o.payload,
 		Warmup: o.warmup.String(), Duration: o.duration.String()}
 	meta.LoadBefore = cpuprof.LoadAverage()
-	m := runner.DescribeMachine(".")
 	meta.Commit, meta.Cores, meta.GOMAXPROCS, meta.GoVersion, meta.CPUModel = m.GitCommit, m.Cores, m.GOMAXPROCS, m.GoVersion, m.CPUModel
 	meta.Date = time.Now().UTC().Format(time.RFC3339)
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"myrpc/benchmarks/internal/cpuprof"
+	"myrpc/benchmarks/internal/runner"
 	"myrpc/benchmarks/internal/serverproc"
 )
 
@@ -75,7 +76,7 @@ func TestProfileStage(t *testing.T) {
 	_, dotErr := exec.LookPath("dot")
 	o := options{stages: []string{"v3"}, callers: 4, payload: 64, warmup: 100 * time.Millisecond,
 		duration: 500 * time.Millisecond, top: 5, out: out, hz: 500, svg: dotErr == nil}
-	if err := profileStage(context.Background(), o, exe, "v3"); err != nil {
+	if err := profileStage(context.Background(), o, exe, "v3", runner.DescribeMachine(".")); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(out, "v3")
