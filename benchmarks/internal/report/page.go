@@ -71,7 +71,8 @@ func Page(rows []results.Row, chart, source string) string {
 		"**raw-pipe** is the multiplexing limit: all callers' frames share one connection, leave in batched writes and come back in batched reads, " +
 		"so the system calls are shared by many calls. With one caller all three are the serial ping-pong floor, one round trip over loopback at a time, " +
 		"and what separates them in that row is the hand-offs: raw-pool pays one on the server, raw-pipe two on the client (caller to writer, reader to caller). " +
-		"A hand-off that finds the other core idle wakes a thread there, and on a small virtual machine that wake-up costs about as much as the round trip itself.\n\n")
+		"A hand-off that finds the other core idle wakes a thread there, which can cost more than the hand-off's own work; " +
+		"how much depends on the machine and the moment, and the one-caller rows of the three show what it cost in this run.\n\n")
 
 	w("## The run\n\n%s\n\nMachine: %s\n\n", runLine(rows), machineLine(rows))
 
@@ -86,7 +87,7 @@ func Page(rows []results.Row, chart, source string) string {
 	w("## How to read the ratios\n\n")
 	w("Each ratio divides a row's QPS by the QPS of grpc, raw-conn or raw-pipe **at the same callers and payload, in the same run**. " +
 		"×grpc above 1 means faster than grpc-go in that cell. ×raw-conn says how much of the request/reply limit a client with " +
-		"one call in flight per connection reaches (it can exceed 1 only by sharing system calls between calls). ×raw-pipe says how much of the " +
+		"one call in flight per connection reaches (beyond the run's noise it can exceed 1 only by sharing system calls between calls). ×raw-pipe says how much of the " +
 		"multiplexing limit is reached; the gap is the cost of the framework: encoding, routing, goroutine hand-offs, extra system calls. " +
 		"Ratios are the numbers to compare across machines; the absolute numbers are not.\n\n")
 	w("**Absolute numbers vary by machine.** They depend on the CPU, the kernel, the virtualisation and whatever else runs at the same time; " +
