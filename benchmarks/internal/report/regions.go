@@ -557,6 +557,12 @@ func regionBurst(b *strings.Builder, rows []results.Row, o tableOpts) error {
 		if err != nil {
 			return err
 		}
+		if r.Failed {
+			// A burst whose measures could not be taken (the harness out of
+			// files, say) shows what it has: the calls that succeeded.
+			fmt.Fprintf(b, "| %s | %s | failed | — | — |\n", implCell(impl, o.bold), fmtInt(r.Calls))
+			continue
+		}
 		fmt.Fprintf(b, "| %s | %s | %.2f s | %s | %.0f |\n", implCell(impl, o.bold), fmtInt(r.Calls), r.WindowS,
 			fmtInt(uint64(math.Round(r.P99US/1e3))), float64(r.ServerRSSKiB)/1024)
 	}

@@ -93,6 +93,27 @@ func TestRewriteTables(t *testing.T) {
 	}
 }
 
+// TestBurstRegionFailedRow: a burst row that failed (its measures could
+// not be taken) shows its successful calls and "failed", never the
+// nonsense its unset window would give.
+func TestBurstRegionFailedRow(t *testing.T) {
+	rows := regionRows()
+	for i := range rows {
+		if rows[i].Kind == results.KindBurst && rows[i].Impl == "v1" {
+			rows[i].Failed, rows[i].FailReason, rows[i].WindowS = true, "reading CPU times: too many open files", -9.2e9
+		}
+	}
+	got, err := Rewrite("<!-- bench:bursts impls=v1 -->?<!-- /bench -->", rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<!-- bench:bursts impls=v1 -->\n| impl | ok of 20,000 | all done in | p99 ms | server RSS MiB |\n| --- | ---: | ---: | ---: | ---: |\n" +
+		"| v1 | 19,000 | failed | — | — |\n<!-- /bench -->"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
 // TestHandEditedNumberIsStale: a number typed over inside a region makes
 // its file stale, and RewriteRegions puts the generated number back.
 func TestHandEditedNumberIsStale(t *testing.T) {
