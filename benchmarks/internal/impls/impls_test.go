@@ -53,8 +53,9 @@ func TestMain(m *testing.M) {
 
 var quiet = Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 
-// serve starts impl's server on a loopback port and returns its address.
-func serve(t *testing.T, im Impl) (addr string, stop func() error) {
+// startServer starts impl's server on a loopback port. It returns the
+// server, its address, and the channel that gets Serve's result.
+func startServer(t *testing.T, im Impl) (Server, string, <-chan error) {
 	t.Helper()
 	srv, err := im.NewServer(quiet)
 	if err != nil {
@@ -66,7 +67,14 @@ func serve(t *testing.T, im Impl) (addr string, stop func() error) {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
-	return lis.Addr().String(), func() error {
+	return srv, lis.Addr().String(), errc
+}
+
+// serve starts impl's server on a loopback port and returns its address.
+func serve(t *testing.T, im Impl) (addr string, stop func() error) {
+	t.Helper()
+	srv, addr, errc := startServer(t, im)
+	return addr, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Stop(ctx); err != nil {
@@ -357,17 +365,8 @@ func TestRawPipeLateReply(t *testing.T) {
 func echoTen(t *testing.T, name string) (Server, []byte) {
 	t.Helper()
 	im, _ := Lookup(name)
-	srv, err := im.NewServer(quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	c, err := net.Dial("tcp", lis.Addr().String())
+	srv, addr, errc := startServer(t, im)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -15,17 +14,8 @@ import (
 func serveKitex(t *testing.T, name string) (*kitexServer, string, <-chan error) {
 	t.Helper()
 	im, _ := Lookup(name)
-	srv, err := im.NewServer(quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	return srv.(*kitexServer), lis.Addr().String(), errc
+	srv, addr, errc := startServer(t, im)
+	return srv.(*kitexServer), addr, errc
 }
 
 // waitFor polls cond every millisecond until it holds, failing the test

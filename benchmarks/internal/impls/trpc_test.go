@@ -19,17 +19,9 @@ import (
 // Serve returned.
 func serveTRPC(t *testing.T) (*trpcServer, string, func(ctx context.Context) (stopErr, serveErr error)) {
 	t.Helper()
-	srv, err := newTRPCServer(quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	return srv.(*trpcServer), lis.Addr().String(), func(ctx context.Context) (error, error) {
+	im, _ := Lookup("trpc")
+	srv, addr, errc := startServer(t, im)
+	return srv.(*trpcServer), addr, func(ctx context.Context) (error, error) {
 		err := srv.Stop(ctx)
 		return err, <-errc
 	}

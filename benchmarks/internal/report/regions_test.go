@@ -153,3 +153,19 @@ func TestForCommit(t *testing.T) {
 		t.Fatalf("Rewrite of prose about the results' own commit = %q, %v; want it unchanged", got, err)
 	}
 }
+
+// TestBurstTableFailedRow: the page's burst table shows a failed row's
+// successful calls and "failed" where its window would be.
+func TestBurstTableFailedRow(t *testing.T) {
+	rows := regionRows()
+	for i := range rows {
+		if rows[i].Kind == results.KindBurst && rows[i].Impl == "v1" {
+			rows[i].Failed, rows[i].WindowS = true, -9.2e9
+		}
+	}
+	var b strings.Builder
+	burstTable(&b, rows)
+	if got := b.String(); !strings.Contains(got, "| v1 | 20,000 | 19,000 |") || !strings.Contains(got, "| failed |") || strings.Contains(got, "h33m") {
+		t.Fatalf("burst table:\n%s", got)
+	}
+}

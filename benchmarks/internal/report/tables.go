@@ -178,7 +178,7 @@ func caseTable(b *strings.Builder, rows []results.Row, payload int) {
 		if r.PayloadBytes != payload {
 			continue
 		}
-		if r.Failed {
+		if r.Failed && r.Calls == 0 {
 			fmt.Fprintf(b, "| %s | %d | failed |", r.Impl, r.Callers)
 			for range Baselines {
 				b.WriteString(" — |")
@@ -256,7 +256,7 @@ func burstTable(b *strings.Builder, rows []results.Row) {
 	b.WriteString("| impl | goroutines | ok | errors | all done in | p50 ms | p99 ms | server CPU µs/call | server RSS MiB |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range bs {
-		if r.Failed && r.Calls == 0 {
+		if r.Failed {
 			fmt.Fprintf(b, "| %s | %s | %s | %s | failed | — | — | — | %s |\n", r.Impl, fmtInt(uint64(r.Callers)), fmtInt(r.Calls), fmtInt(r.Errors), fmtMiB(r.ServerRSSKiB))
 			continue
 		}
