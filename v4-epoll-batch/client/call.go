@@ -29,6 +29,10 @@ type call struct {
 	// stopCtx stops the function that ends the call when ctx ends; set
 	// under mu.
 	stopCtx func() bool
+	// own is set, before the first attempt, for a synchronous call
+	// (Invoke): its first attempt runs on the caller's goroutine, and may
+	// read its own response (mux.Conn.ReadOwn).
+	own bool
 
 	// mu protects the fields below.
 	mu    sync.Mutex
@@ -116,7 +120,12 @@ func (cl *call) send(counted bool) {
 			cl.failed(att, cl.c.groupError(cl.ctx, err), false, false)
 			return
 		}
-		seq, written, err := conn.Send(cl.ctx, frame, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
+		own := cl.own && counted && att.n == 1
+		send := conn.Send
+		if own {
+			send = conn.SendOwn
+		}
+		seq, written, err := send(cl.ctx, frame, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
 		if err != nil {
 			// A connection that broke before any byte left is no risk: the
 			// server never saw the request. Try another connection, a few
@@ -144,12 +153,19 @@ func (cl *call) send(counted bool) {
 			att.timer = time.AfterFunc(p, func() { cl.attemptTimedOut(att) })
 		}
 		cl.mu.Unlock()
+		if own {
+			// A synchronous call's first attempt runs on its caller's
+			// goroutine, which would now only wait: alone on the
+			// connection, it reads its response itself.
+			conn.ReadOwn(seq)
+		}
 		return
 	}
 }
 
 // response receives an attempt's response frame, or the error of the
-// connection it was sent on. It runs on the connection's reader, so it only
+// connection it was sent on. It runs on whoever reads the connection (its
+// reader goroutine, or the call itself in ReadOwn), so it only
 // decodes and hands over: callbacks and retries run elsewhere.
 func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error) {
 	cl.mu.Lock()

@@ -150,6 +150,7 @@ func (c *Client) start(ctx context.Context, method string, req, reply proto.Mess
 	c.closeMu.RUnlock()
 	cl := newCall(c, ctx, cancel, method, frame, reply, c.callOptions(opts))
 	if !detach {
+		cl.own = true
 		cl.attempt()
 		return cl.future
 	}

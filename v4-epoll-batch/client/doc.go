@@ -6,7 +6,9 @@
 // write: its context alone bounds its wait for the reply, retries
 // included. (A call alone on its connection writes its own frame, with a
 // write that never waits; what the socket does not take, the writer
-// sends.) A write carries many calls' frames, so no one call's
+// sends; and a synchronous call alone on its connection reads its own
+// response, where the connection's reader goroutine would have had to
+// wake it.) A write carries many calls' frames, so no one call's
 // deadline or cancellation cuts it short; the writer bounds it by the
 // latest deadline of the calls it carries (no bound if one of them has
 // none), past which nobody waits for it. InvokeAsync returns its future at

@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -10,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -66,8 +66,10 @@ type Conn struct {
 	// tryWrite, a write that never waits (nil where there is none).
 	wmu      sync.Mutex
 	tryWrite writev.WriteFunc
-	// alone counts the calls that wrote their frame themselves.
-	alone atomic.Uint64
+	// alone counts the calls that wrote their frame themselves, ownReads
+	// those that read their response themselves.
+	alone    atomic.Uint64
+	ownReads atomic.Uint64
 
 	// mu protects the fields below.
 	mu      sync.Mutex
@@ -96,7 +98,44 @@ type Conn struct {
 	// goroutine; writerDone is closed when it has.
 	stop       chan struct{}
 	writerDone chan struct{}
+
+	// in holds what has been read of the responses. Whoever reads the
+	// connection owns it: the reader goroutine, or a call alone on the
+	// connection that reads its own response (ReadOwn) while the reader
+	// goroutine waits. readBy, under mu, says which; ownSeq, under mu, is
+	// the call that reads.
+	in     *inbox
+	readBy reader
+	ownSeq uint32
+	// yielded tells a call that the reader goroutine has stopped reading
+	// for it; resume gives the reading back. idle gives it back when no
+	// call has read the connection for idleRead.
+	yielded  chan struct{}
+	resume   chan struct{}
+	idle     *time.Timer
+	idleRead time.Duration
 }
+
+// reader says who reads a connection.
+type reader int
+
+const (
+	byReader reader = iota // the reader goroutine
+	yielding               // a call has asked the reader goroutine to stop
+	byCall                 // a call alone on the connection, in ReadOwn
+	parked                 // nobody: the reader goroutine waits for resume
+)
+
+// idleRead is how long the reader goroutine waits, after a call has read
+// its own response, before it reads the connection again: long enough for
+// a caller that makes one call after another to find the connection
+// unread, so that it needs not stop the reader goroutine, short enough
+// that an idle connection's end is seen at once.
+const idleRead = time.Millisecond
+
+// aLongTimeAgo is a deadline in the past: setting it makes a blocked read
+// return at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // newConn wraps nc and starts its reader.
 func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
@@ -114,7 +153,13 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 		writerDone: make(chan struct{}),
 		lastUsed:   time.Now(),
 		readerDone: make(chan struct{}),
+		in:         newInbox(nc, cfg.MaxFrameSize),
+		yielded:    make(chan struct{}, 1),
+		resume:     make(chan struct{}, 1),
+		idleRead:   idleRead,
 	}
+	c.idle = time.AfterFunc(time.Hour, c.resumeIdle)
+	c.idle.Stop()
 	write := writev.Conn(nc)
 	c.out = writev.NewWriter(func(bufs [][]byte) (int, bool, error) {
 		// A batch's write is bounded by the calls it carries: when the
@@ -142,6 +187,15 @@ func newConn(nc net.Conn, cfg Config, onRelease, onBroken func(*Conn)) *Conn {
 // the frame must not change until the call has ended, since it may wait in
 // the queue.
 func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, written bool, err error) {
+	return c.send(ctx, frame, done, false)
+}
+
+// SendOwn is Send for a caller that calls ReadOwn with the call's id next.
+func (c *Conn) SendOwn(ctx context.Context, frame []byte, done Done) (seq uint32, written bool, err error) {
+	return c.send(ctx, frame, done, true)
+}
+
+func (c *Conn) send(ctx context.Context, frame []byte, done Done, own bool) (seq uint32, written bool, err error) {
 	c.mu.Lock()
 	if err := cmp.Or(c.broken, c.sendErr); err != nil {
 		c.mu.Unlock()
@@ -154,6 +208,9 @@ func (c *Conn) Send(ctx context.Context, frame []byte, done Done) (seq uint32, w
 	seq = c.nextSeq()
 	c.pending[seq] = done
 	c.streams.Add(1)
+	if !own {
+		c.resumeLocked() // someone must read the response
+	}
 	c.mu.Unlock()
 
 	binary.BigEndian.PutUint32(frame[4:8], seq)
@@ -276,6 +333,10 @@ func (c *Conn) Cancel(seq uint32) bool {
 	_, ok := c.pending[seq]
 	if ok {
 		c.remove(seq)
+		if c.readBy == byCall && c.ownSeq == seq {
+			// The call reads its own response: stop its read.
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
 	}
 	drained := c.drainedLocked()
 	c.mu.Unlock()
@@ -333,50 +394,153 @@ func (c *Conn) stopSending(err error) {
 }
 
 // readLoop reads responses until the connection breaks, and delivers each
-// to its call.
+// to its call. It stops reading while a call reads its own (ReadOwn).
 func (c *Conn) readLoop() {
 	defer close(c.readerDone)
-	br := bufio.NewReader(c.nc)
 	for {
-		f, err := codec.ReadFrame(br, codec.TypeResponse, c.maxFrame)
+		f, err := c.in.next()
 		if err != nil {
-			if c.retired.Load() && errors.Is(err, io.EOF) {
-				// The server marked a response and closed after it (the
-				// mark was read before this read began).
-				err = status.Errorf(codes.Unavailable, "rpc: %w", ErrNotRead)
-			} else {
-				err = readError(err)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.mu.Lock()
+				yield := c.readBy == yielding
+				c.mu.Unlock()
+				if yield {
+					c.yielded <- struct{}{}
+					select {
+					case <-c.resume:
+						continue
+					case <-c.stop:
+						return
+					}
+				}
 			}
-			c.fail(err)
+			c.readFailed(err)
 			return
 		}
-		if len(f.Meta) > 0 && closing(f.Meta) {
-			// The server reads nothing more on this connection: no new
-			// call goes on it, and when the server closes it, the calls
-			// still waiting were never read. A response nobody waits for
-			// says so too. (A plain reply's meta is empty: no cost.)
-			c.retired.Store(true)
+		c.deliver(f)
+	}
+}
+
+// ReadOwn reads the connection on the caller's goroutine until the call
+// with sequence id seq has ended, if the call, sent with SendOwn, is alone
+// on the connection: its response then comes to it straight from the
+// socket, not through the reader goroutine, whose hand-off would wake a
+// second goroutine for every call. The reader goroutine stops between two
+// reads while the call reads (a read cut short loses nothing: what it read
+// waits in the inbox), and goes on once the connection has been left idle
+// for idleRead, or as soon as a call is sent with Send, so that the
+// connection is still read between calls. A caller that makes one call
+// after another finds it unread and takes it without stopping anyone.
+// ReadOwn returns at once if other calls share the connection, or another
+// call reads it. Whatever ends the call stops the read: its response,
+// Cancel, or the connection breaking.
+func (c *Conn) ReadOwn(seq uint32) {
+	c.mu.Lock()
+	if _, ok := c.pending[seq]; !ok || c.broken != nil || c.tryWrite == nil || len(c.pending) != 1 {
+		c.resumeLocked()
+		c.mu.Unlock()
+		return
+	}
+	switch c.readBy {
+	case parked: // nobody reads: the call takes the inbox as it is
+	case byReader:
+		c.readBy = yielding
+		c.nc.SetReadDeadline(aLongTimeAgo) // stops the reader goroutine's read
+		c.mu.Unlock()
+		select {
+		case <-c.yielded:
+		case <-c.readerDone:
+			return // the connection broke: the call has ended
 		}
 		c.mu.Lock()
-		done, ok := c.pending[f.Seq]
-		if ok {
-			c.remove(f.Seq)
-		}
-		drained := c.drainedLocked()
+		c.nc.SetReadDeadline(time.Time{})
+	default: // another call reads
 		c.mu.Unlock()
-		if !ok {
-			// Late (its caller gave up), duplicated, or never asked for:
-			// never handed to another call.
-			c.dropped.Add(1)
-			c.log.Debug("rpc: response nobody waits for", "seq", f.Seq)
-			continue
-		}
-		done(f, nil)
-		c.onRelease(c)
-		if drained != nil {
-			c.fail(drained)
-		}
+		return
 	}
+	c.readBy, c.ownSeq = byCall, seq
+	_, waiting := c.pending[seq]
+	c.mu.Unlock()
+	c.ownReads.Add(1)
+	for waiting {
+		f, err := c.in.next()
+		if err == nil {
+			c.deliver(f)
+		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.readFailed(err)
+		}
+		c.mu.Lock()
+		_, waiting = c.pending[seq]
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.readBy, c.ownSeq = parked, 0
+	c.nc.SetReadDeadline(time.Time{})
+	if len(c.pending) > 0 {
+		c.resumeLocked() // calls came meanwhile: their responses need a reader
+	} else {
+		c.idle.Reset(c.idleRead)
+	}
+	c.mu.Unlock()
+}
+
+// resumeLocked gives the reading back to the reader goroutine if nobody
+// reads the connection. The caller holds mu.
+func (c *Conn) resumeLocked() {
+	if c.readBy == parked {
+		c.readBy = byReader
+		c.resume <- struct{}{}
+	}
+}
+
+// resumeIdle gives the reading back to the reader goroutine when no call
+// has read the connection for idleRead.
+func (c *Conn) resumeIdle() {
+	c.mu.Lock()
+	c.resumeLocked()
+	c.mu.Unlock()
+}
+
+// deliver hands a response frame to the call waiting for it.
+func (c *Conn) deliver(f codec.Frame) {
+	if len(f.Meta) > 0 && closing(f.Meta) {
+		// The server reads nothing more on this connection: no new
+		// call goes on it, and when the server closes it, the calls
+		// still waiting were never read. A response nobody waits for
+		// says so too. (A plain reply's meta is empty: no cost.)
+		c.retired.Store(true)
+	}
+	c.mu.Lock()
+	done, ok := c.pending[f.Seq]
+	if ok {
+		c.remove(f.Seq)
+	}
+	drained := c.drainedLocked()
+	c.mu.Unlock()
+	if !ok {
+		// Late (its caller gave up), duplicated, or never asked for:
+		// never handed to another call.
+		c.dropped.Add(1)
+		c.log.Debug("rpc: response nobody waits for", "seq", f.Seq)
+		return
+	}
+	done(f, nil)
+	c.onRelease(c)
+	if drained != nil {
+		c.fail(drained)
+	}
+}
+
+// readFailed breaks the connection after a read failed.
+func (c *Conn) readFailed(err error) {
+	if c.retired.Load() && errors.Is(err, io.EOF) {
+		// The server marked a response and closed after it (the mark
+		// was read before this read began).
+		err = status.Errorf(codes.Unavailable, "rpc: %w", ErrNotRead)
+	} else {
+		err = readError(err)
+	}
+	c.fail(err)
 }
 
 // closing reports whether a response's meta carries the connection: close
@@ -409,6 +573,7 @@ func (c *Conn) fail(err error) {
 	}
 	c.broken = err
 	close(c.stop)
+	c.idle.Stop()
 	left := c.sendErr != nil // stopSending took it out of the group
 	pending := c.pending
 	c.pending = make(map[uint32]Done)
@@ -458,6 +623,10 @@ func (c *Conn) Streams() int { return int(c.streams.Load()) }
 
 // Dropped returns the number of responses that no call was waiting for.
 func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
+// ReadAlone returns the number of calls that, alone on the connection,
+// read their own response (ReadOwn).
+func (c *Conn) ReadAlone() uint64 { return c.ownReads.Load() }
 
 // SentAlone returns the number of calls that, alone on the connection,
 // wrote their frame themselves instead of queueing it for the writer

@@ -3,6 +3,7 @@ package mux
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -1057,6 +1058,214 @@ func TestConnLoneCallWritesItself(t *testing.T) {
 		}
 		if got := c.SentAlone(); got != 0 {
 			t.Fatalf("SentAlone() = %d, want 0", got)
+		}
+	})
+}
+
+// goReadOwn runs ReadOwn on a goroutine of its own; the channel is closed
+// when it returns.
+func goReadOwn(c *Conn, seq uint32) chan struct{} {
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		c.ReadOwn(seq)
+	}()
+	return returned
+}
+
+// readingOwn runs ReadOwn on a goroutine of its own, and returns once it
+// reads the connection; the channel is closed when it returns.
+func readingOwn(t *testing.T, c *Conn, seq uint32) chan struct{} {
+	t.Helper()
+	n := c.ReadAlone()
+	returned := goReadOwn(c, seq)
+	waitFor(t, "ReadOwn reading", func() bool { return c.ReadAlone() == n+1 })
+	return returned
+}
+
+// waitReturned waits for a goReadOwn to return.
+func waitReturned(t *testing.T, returned chan struct{}) {
+	t.Helper()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadOwn did not return within 5 s")
+	}
+}
+
+func TestConnLoneCallReadsItself(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no write without waiting on " + runtime.GOOS)
+	}
+	t.Run("one call at a time", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		for i := range 3 {
+			done, ch := recorder()
+			seq, _, err := c.SendOwn(context.Background(), reqFrame(t, fmt.Sprint("lone", i), nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Answered once ReadOwn reads, not before: the reader goroutine
+			// could take a response that comes first.
+			returned := readingOwn(t, c, seq)
+			p.next(t)
+			p.answer(t, seq, fmt.Sprint("reply", i))
+			waitReturned(t, returned)
+			// The response came to ReadOwn, which ran Done before returning.
+			select {
+			case r := <-ch:
+				if r.err != nil || payloadOf(t, r.f) != fmt.Sprint("reply", i) {
+					t.Fatalf("call %d: got %q, %v", i, payloadOf(t, r.f), r.err)
+				}
+			default:
+				t.Fatalf("call %d: ReadOwn returned before the call's Done ran", i)
+			}
+		}
+	})
+	t.Run("the reader goes on when the calls stop", func(t *testing.T) {
+		c, p, h := pipe(t, Config{}, nil)
+		done, ch := recorder()
+		seq, _, err := c.SendOwn(context.Background(), reqFrame(t, "lone", nil), done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned := goReadOwn(c, seq)
+		p.next(t)
+		p.answer(t, seq, "ok")
+		waitReturned(t, returned)
+		await(t, ch)
+		// Nobody calls now: the reader goroutine must read what comes.
+		p.answer(t, seq, "again")
+		waitFor(t, "the duplicate dropped", func() bool { return c.Dropped() == 1 })
+		p.nc.Close()
+		waitFor(t, "the connection broken", func() bool { return h.broken.Load() == 1 })
+	})
+	t.Run("a call sent with Send is read while the connection was left to ReadOwn", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		c.idleRead = time.Hour // only Send can wake the reader
+		for i := range 20 {
+			done, ch := recorder()
+			seq, _, err := c.SendOwn(context.Background(), reqFrame(t, "lone", nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned := goReadOwn(c, seq)
+			p.next(t)
+			p.answer(t, seq, "ok")
+			waitReturned(t, returned)
+			await(t, ch)
+			done, ch = recorder()
+			seq, _, err = c.Send(context.Background(), reqFrame(t, "queued", nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.next(t)
+			p.answer(t, seq, fmt.Sprint("queued", i))
+			if r := await(t, ch); r.err != nil || payloadOf(t, r.f) != fmt.Sprint("queued", i) {
+				t.Fatalf("round %d: got %+v", i, r)
+			}
+		}
+	})
+	t.Run("cancelled inside a response", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		resp := respFrame(t, 0, &meta.ResponseMeta{}, &echo.EchoReply{Payload: []byte("the answer nobody waits for")})
+		for i, cut := range []int{3, codec.HeaderLen, codec.HeaderLen + 5, len(resp) - 1} {
+			done, ch := recorder()
+			seq, _, err := c.SendOwn(context.Background(), reqFrame(t, "cancelled", nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned := readingOwn(t, c, seq)
+			p.next(t)
+			late := bytes.Clone(resp)
+			binary.BigEndian.PutUint32(late[4:8], seq)
+			p.write(t, late[:cut])
+			if !c.Cancel(seq) {
+				t.Fatalf("cut %d: Cancel = false, want true", cut)
+			}
+			waitReturned(t, returned)
+			wantNoResult(t, ch)
+			p.write(t, late[cut:])
+			// The rest of the cut frame is dropped, and the next call gets
+			// its own response: nothing read before the Cancel was lost.
+			done, ch = recorder()
+			seq, _, err = c.SendOwn(context.Background(), reqFrame(t, "next", nil), done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned = goReadOwn(c, seq)
+			p.next(t)
+			p.answer(t, seq, fmt.Sprint("next", i))
+			waitReturned(t, returned)
+			if r := await(t, ch); r.err != nil || payloadOf(t, r.f) != fmt.Sprint("next", i) {
+				t.Fatalf("cut %d: the next call got %+v", cut, r)
+			}
+			if got := c.Dropped(); got != uint64(i+1) {
+				t.Fatalf("cut %d: Dropped() = %d, want %d", cut, got, i+1)
+			}
+		}
+	})
+	t.Run("the connection breaks while it reads", func(t *testing.T) {
+		c, p, h := pipe(t, Config{}, nil)
+		done, ch := recorder()
+		seq, _, err := c.SendOwn(context.Background(), reqFrame(t, "lone", nil), done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned := readingOwn(t, c, seq)
+		p.next(t)
+		p.nc.Close()
+		waitReturned(t, returned)
+		wantCode(t, await(t, ch).err, codes.Unavailable)
+		if h.broken.Load() != 1 {
+			t.Fatalf("onBroken ran %d times, want 1", h.broken.Load())
+		}
+	})
+	t.Run("two calls in flight", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, nil)
+		doneA, chA := recorder()
+		seqA, _, err := c.SendOwn(context.Background(), reqFrame(t, "a", nil), doneA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		returnedA := readingOwn(t, c, seqA)
+		p.next(t)
+		doneB, chB := recorder()
+		seqB, _, err := c.SendOwn(context.Background(), reqFrame(t, "b", nil), doneB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.next(t)
+		// B shares the connection: its ReadOwn leaves the reading to others.
+		waitReturned(t, goReadOwn(c, seqB))
+		p.answer(t, seqB, "for b")
+		p.answer(t, seqA, "for a")
+		waitReturned(t, returnedA)
+		if r := await(t, chA); r.err != nil || payloadOf(t, r.f) != "for a" {
+			t.Fatalf("a got %+v", r)
+		}
+		if r := await(t, chB); r.err != nil || payloadOf(t, r.f) != "for b" {
+			t.Fatalf("b got %+v", r)
+		}
+		if got := c.ReadAlone(); got != 1 {
+			t.Fatalf("ReadAlone() = %d, want 1", got)
+		}
+	})
+	t.Run("not a socket of the runtime", func(t *testing.T) {
+		c, p, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn { return struct{ net.Conn }{nc} })
+		done, ch := recorder()
+		seq, _, err := c.SendOwn(context.Background(), reqFrame(t, "wrapped", nil), done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitReturned(t, goReadOwn(c, seq))
+		p.next(t)
+		p.answer(t, seq, "ok")
+		if r := await(t, ch); r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := c.ReadAlone(); got != 0 {
+			t.Fatalf("ReadAlone() = %d, want 0", got)
 		}
 	})
 }

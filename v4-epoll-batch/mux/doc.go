@@ -10,7 +10,10 @@
 // reader goroutine per connection reads every response and hands it to the
 // call whose id it carries; a response that no call waits for (late,
 // duplicated, or never asked for) is dropped and counted, never delivered
-// to another call. When the connection breaks, every call in flight on it
+// to another call. A synchronous call alone on its connection reads its
+// own response instead (SendOwn, ReadOwn): the reader goroutine stops
+// between two reads while it does, and reads again once the connection
+// has been idle for a millisecond. When the connection breaks, every call in flight on it
 // fails at once with code 14, and the Group replaces the connection on the
 // next call.
 package mux
