@@ -107,6 +107,8 @@ type Conn struct {
 	in     *inbox
 	readBy reader
 	ownSeq uint32
+	// unread is readBy == parked, readable without mu.
+	unread atomic.Bool
 	// yielded tells a call that the reader goroutine has stopped reading
 	// for it; resume gives the reading back. idle gives it back when no
 	// call has read the connection for idleRead.
@@ -435,6 +437,9 @@ func (c *Conn) readLoop() {
 // call reads it. Whatever ends the call stops the read: its response,
 // Cancel, or the connection breaking.
 func (c *Conn) ReadOwn(seq uint32) {
+	if c.streams.Load() != 1 && !c.unread.Load() {
+		return // shared, and read by someone: nothing to do (no lock)
+	}
 	c.mu.Lock()
 	if _, ok := c.pending[seq]; !ok || c.broken != nil || c.tryWrite == nil || len(c.pending) != 1 {
 		c.resumeLocked()
@@ -459,6 +464,7 @@ func (c *Conn) ReadOwn(seq uint32) {
 		return
 	}
 	c.readBy, c.ownSeq = byCall, seq
+	c.unread.Store(false)
 	_, waiting := c.pending[seq]
 	c.mu.Unlock()
 	c.ownReads.Add(1)
@@ -475,6 +481,7 @@ func (c *Conn) ReadOwn(seq uint32) {
 	}
 	c.mu.Lock()
 	c.readBy, c.ownSeq = parked, 0
+	c.unread.Store(true)
 	c.nc.SetReadDeadline(time.Time{})
 	if len(c.pending) > 0 {
 		c.resumeLocked() // calls came meanwhile: their responses need a reader
@@ -489,6 +496,7 @@ func (c *Conn) ReadOwn(seq uint32) {
 func (c *Conn) resumeLocked() {
 	if c.readBy == parked {
 		c.readBy = byReader
+		c.unread.Store(false)
 		c.resume <- struct{}{}
 	}
 }

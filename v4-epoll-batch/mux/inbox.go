@@ -72,7 +72,9 @@ func (in *inbox) next() (codec.Frame, error) {
 // for the next step towards it.
 func (in *inbox) makeRoom(need int) {
 	held := in.end - in.start
-	if in.start > 0 && (in.end == len(in.buf) || len(in.buf)-in.start < need) {
+	if in.start > 0 {
+		// What is held is less than a frame: it moves to the front, so
+		// that the read has the whole buffer to fill.
 		copy(in.buf, in.buf[in.start:in.end])
 		in.start, in.end = 0, held
 	}
