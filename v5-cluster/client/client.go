@@ -1,0 +1,234 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/rpc"
+	"myrpc/shared/proto/status"
+	"myrpc/v5-cluster/async"
+	"myrpc/v5-cluster/codec"
+	"myrpc/v5-cluster/mux"
+)
+
+// ErrClientClosed is wrapped by the error of a call made after Close.
+var ErrClientClosed = errors.New("rpc: client closed")
+
+// Client calls one server. It implements rpc.Invoker and rpc.AsyncInvoker,
+// so generated stubs take it: helloworld.NewGreeterClient(client.New(addr))
+// and helloworld.NewGreeterAsyncClient(...). It is safe for concurrent use;
+// its calls share a few connections, many in flight on each.
+type Client struct {
+	target string
+	opts   options
+	log    *slog.Logger
+	dialer net.Dialer
+	closed atomic.Bool
+	// closeMu orders a call's start against Close: a call either sees the
+	// client closed, or is counted in calls before Close waits for them.
+	closeMu sync.RWMutex
+
+	// conns holds the multiplexed connections to the target.
+	conns *mux.Group
+	// retries holds every call waiting to be tried again.
+	retries *async.Queue
+	// calls counts the calls in flight, for Close.
+	calls sync.WaitGroup
+}
+
+var (
+	_ rpc.Invoker      = (*Client)(nil)
+	_ rpc.AsyncInvoker = (*Client)(nil)
+)
+
+// New returns a client of the server at target (host:port). It does not
+// connect: the first call dials, and later calls share the connection.
+func New(target string, opts ...Option) *Client {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	c := &Client{target: target, opts: o, log: o.logger, dialer: net.Dialer{Timeout: o.dialTimeout}}
+	cfg := o.mux
+	cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		return c.dialer.DialContext(ctx, "tcp", addr)
+	}
+	cfg.MaxFrameSize = o.maxFrameSize
+	cfg.Logger = o.logger
+	c.conns = mux.NewGroup(target, cfg)
+	c.retries = async.NewQueue()
+	return c
+}
+
+// Close makes later calls fail with ErrClientClosed, ends the calls waiting
+// for a retry with the error of their last attempt, waits for the calls in
+// flight to finish (each ends by its deadline), and closes the connections.
+func (c *Client) Close() error {
+	c.closeMu.Lock()
+	c.closed.Store(true)
+	c.closeMu.Unlock()
+	for _, run := range c.retries.Close() {
+		run() // sees the client closed, and ends its call
+	}
+	c.calls.Wait()
+	return c.conns.Close()
+}
+
+// MuxStats returns the counters of the client's connections.
+func (c *Client) MuxStats() mux.Stats {
+	return c.conns.Stats()
+}
+
+// Invoke calls method ("/service/method") with req and decodes the response
+// into reply. The error, if any, carries a status code: the server's, or
+// Unavailable when the server could not be reached or the connection broke,
+// DeadlineExceeded or Canceled when ctx ended, Internal for a response that
+// does not decode. opts may hold Retry, Idempotent and OnRetry.
+func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) error {
+	f := c.start(ctx, method, req, reply, opts, false)
+	<-f.Done()
+	return f.Err()
+}
+
+// InvokeAsync starts the same call as Invoke and returns at once, with a
+// future that ends when Invoke would have returned.
+func (c *Client) InvokeAsync(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) rpc.Future {
+	return c.start(ctx, method, req, reply, opts, true)
+}
+
+// start builds the request frame and makes the first attempt, on the
+// caller's goroutine. An async call does both on a goroutine of its own,
+// since encoding a big request, dialing, or waiting for other calls' writes
+// takes time its caller does not wait for. The call ends with its response,
+// its error, or its context, whichever comes first.
+func (c *Client) start(ctx context.Context, method string, req, reply proto.Message, opts []rpc.CallOption, detach bool) *async.Future {
+	if c.closed.Load() {
+		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
+	}
+	service, name, ok := rpc.SplitMethod(method)
+	if !ok {
+		return async.Failed(status.Errorf(codes.InvalidArgument, "rpc: malformed method name %q, want /service/method", method))
+	}
+	cancel := func() {}
+	if _, has := ctx.Deadline(); !has && c.opts.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
+	}
+	if err := ctx.Err(); err != nil {
+		cancel()
+		return async.Failed(contextError(err))
+	}
+	var frame []byte
+	if !detach {
+		var err error
+		if frame, err = c.encodeRequest(ctx, service, name, req); err != nil {
+			cancel()
+			return async.Failed(err)
+		}
+	}
+	c.closeMu.RLock()
+	if c.closed.Load() {
+		c.closeMu.RUnlock()
+		cancel()
+		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
+	}
+	c.calls.Add(1) // Done in call.end
+	c.closeMu.RUnlock()
+	cl := newCall(c, ctx, cancel, method, frame, reply, c.callOptions(opts))
+	if !detach {
+		cl.own = true
+		cl.attempt()
+		return cl.future
+	}
+	go func() {
+		frame, err := c.encodeRequest(ctx, service, name, req)
+		if err != nil {
+			cl.end(err)
+			return
+		}
+		cl.frame = frame
+		cl.attempt()
+	}()
+	return cl.future
+}
+
+// encodeRequest builds the whole request frame: one buffer, one write. Its
+// sequence id is set by the connection that sends it, for each attempt.
+func (c *Client) encodeRequest(ctx context.Context, service, name string, req proto.Message) ([]byte, error) {
+	rm := &meta.RequestMeta{Service: service, Method: name, Metadata: rpc.OutgoingMetadata(ctx)}
+	if deadline, ok := ctx.Deadline(); ok {
+		rm.TimeoutMs = codec.TimeoutMs(time.Until(deadline))
+	}
+	frame, err := codec.AppendFrame(nil, codec.TypeRequest, 0, rm, req, c.opts.maxFrameSize)
+	if err != nil {
+		if errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrMetaTooLarge) {
+			return nil, status.Errorf(codes.ResourceExhausted, "%w", err)
+		}
+		return nil, status.Errorf(codes.Internal, "%w", err)
+	}
+	return frame, nil
+}
+
+// groupError gives a failed Pick its status code: the context's end, every
+// connection full for the wait bound (ResourceExhausted), a closed client,
+// or a failed dial (Unavailable).
+func (c *Client) groupError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, mux.ErrExhausted):
+		return status.Errorf(codes.ResourceExhausted, "%w", err)
+	case errors.Is(err, mux.ErrClosed):
+		return status.Errorf(codes.Canceled, "%w", ErrClientClosed)
+	}
+	return c.ioError(ctx, "dial "+c.target, err)
+}
+
+// ioError gives a failed dial, read or write its status code. The context's
+// end takes precedence: a read cut short by the deadline is
+// DeadlineExceeded, not a broken connection.
+func (c *Client) ioError(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return contextError(ctxErr)
+	}
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		// The deadline has passed and ctx's timer has not fired yet: a
+		// dial that ran on the same deadline can end first, with
+		// "i/o timeout".
+		return contextError(context.DeadlineExceeded)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return status.Errorf(codes.DeadlineExceeded, "rpc: %s: %w", op, context.DeadlineExceeded)
+	}
+	switch {
+	case errors.Is(err, codec.ErrFrameTooLarge), errors.Is(err, codec.ErrMetaTooLarge):
+		return status.Errorf(codes.ResourceExhausted, "rpc: %s: %w", op, err)
+	case errors.Is(err, codec.ErrBadMagic), errors.Is(err, codec.ErrBadVersion), errors.Is(err, codec.ErrBadType):
+		return status.Errorf(codes.Internal, "rpc: %s: %w", op, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return status.Errorf(codes.Unavailable, "rpc: %s: connection closed before the response: %w", op, err)
+	}
+	c.log.Debug("rpc: call failed", "target", c.target, "op", op, "err", err)
+	return status.Errorf(codes.Unavailable, "rpc: %s: %w", op, err)
+}
+
+// contextError turns a context's error into Canceled or DeadlineExceeded,
+// keeping the context error in the chain for errors.Is.
+func contextError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.Errorf(codes.DeadlineExceeded, "rpc: %w", err)
+	}
+	return status.Errorf(codes.Canceled, "rpc: %w", err)
+}

@@ -1,0 +1,16 @@
+// Package client is the V4 client: V3's client, an rpc.Invoker and
+// rpc.AsyncInvoker with futures, retries and multiplexed connections, with
+// its requests batched: the frames of the calls on one connection are
+// queued, and the connection's writer goroutine sends everything queued in
+// one writev (package writev). A caller never waits for another call's
+// write: its context alone bounds its wait for the reply, retries
+// included. (A call alone on its connection writes its own frame, with a
+// write that never waits; what the socket does not take, the writer
+// sends; and a synchronous call alone on its connection reads its own
+// response, where the connection's reader goroutine would have had to
+// wake it.) A write carries many calls' frames, so no one call's
+// deadline or cancellation cuts it short; the writer bounds it by the
+// latest deadline of the calls it carries (no bound if one of them has
+// none), past which nobody waits for it. InvokeAsync returns its future at
+// once and encodes the request on a goroutine of its own.
+package client

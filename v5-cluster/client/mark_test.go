@@ -1,0 +1,192 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/rpc"
+	"myrpc/v5-cluster/mux"
+)
+
+// markingServer is a fake server that behaves the way every stage's server
+// does around a response marked connection: close: it holds back the
+// requests of a connection until one says "mark", answers that one with
+// the mark, and closes the connection without answering the others, as if
+// it had never read them. From connection answerFrom on (numbered from 0)
+// it answers every request at once.
+func markingServer(t *testing.T, answerFrom int) *fakeServer {
+	var mu sync.Mutex
+	return newFakeServer(t, func(w io.Writer, r received) bool {
+		var req helloworld.HelloRequest
+		if err := proto.Unmarshal(r.body, &req); err != nil {
+			return false
+		}
+		mu.Lock()
+		if r.conn >= answerFrom {
+			defer mu.Unlock()
+			w.Write(okFrame(r.seq, "answered"))
+			return true
+		}
+		if req.Msg != "mark" {
+			mu.Unlock()
+			return true // read, never answered: the server "did not read it"
+		}
+		defer mu.Unlock()
+		w.Write(respFrame(r.seq, &meta.ResponseMeta{
+			Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
+		}, &helloworld.HelloReply{Msg: "marked"}))
+		return false
+	})
+}
+
+// TestConnectionCloseMark: a call still in flight when the server closes
+// cleanly after a marked response was never read by it, and is sent again
+// on a new connection, without a retry policy; but only a few times.
+func TestConnectionCloseMark(t *testing.T) {
+	for _, limit := range []bool{false, true} {
+		name := "resent"
+		if limit {
+			name = "resent-at-most-3-times"
+		}
+		t.Run(name, func(t *testing.T) {
+			answerFrom := 1
+			if limit {
+				answerFrom = 1 << 30
+			}
+			f := markingServer(t, answerFrom)
+			c := newTestClient(t, f.addr, WithMux(mux.Config{MaxConns: 1}))
+			victim := c.InvokeAsync(context.Background(), helloworld.Greeter_Hello_FullMethodName,
+				&helloworld.HelloRequest{Msg: "victim"}, new(helloworld.HelloReply))
+			sends := 1
+			if limit {
+				sends = 1 + maxResent
+			}
+			for i := range sends {
+				r := f.request(t)
+				if r.conn != i {
+					t.Fatalf("send %d of the victim came on connection %d", i+1, r.conn)
+				}
+				reply, err := hello(context.Background(), c, "mark")
+				if err != nil || reply.Msg != "marked" {
+					t.Fatalf("the marked call: %v, %v", reply, err)
+				}
+				if r := f.request(t); r.conn != i {
+					t.Fatalf("the marked call came on connection %d, want %d", r.conn, i)
+				}
+			}
+			if !limit {
+				// Sent again on a new connection, and answered there.
+				if r := f.request(t); r.conn != 1 {
+					t.Fatalf("the victim was sent again on connection %d, want 1", r.conn)
+				}
+				if err := victim.Get(context.Background()); err != nil {
+					t.Fatalf("the victim: %v", err)
+				}
+				f.noMoreRequests(t)
+				return
+			}
+			err := victim.Get(context.Background())
+			wantCode(t, err, codes.Unavailable)
+			if !errors.Is(err, mux.ErrNotRead) {
+				t.Fatalf("error %v does not wrap mux.ErrNotRead", err)
+			}
+			f.noMoreRequests(t)
+		})
+	}
+}
+
+// gatedConn holds up the write of a request whose frame contains a marker
+// until the test lets it go, and reports the sequence id the frame carries
+// when the write goes on.
+type gatedConn struct {
+	net.Conn
+	marker  []byte
+	entered chan uint32 // the id in the frame when the write began
+	release chan struct{}
+	resumed chan uint32 // the id in the frame when the write went on
+}
+
+func (g *gatedConn) Write(b []byte) (int, error) {
+	if bytes.Contains(b, g.marker) {
+		g.entered <- binary.BigEndian.Uint32(b[4:8])
+		<-g.release
+		g.resumed <- binary.BigEndian.Uint32(b[4:8])
+	}
+	return g.Conn.Write(b)
+}
+
+// TestResendHasItsOwnFrame: a request that a connection failing with
+// ErrNotRead sends again can go out while the first send is still inside
+// its write; the second send must not write its sequence id into the
+// frame the first is writing.
+func TestResendHasItsOwnFrame(t *testing.T) {
+	markNow := make(chan struct{})
+	f := newFakeServer(t, func(w io.Writer, r received) bool {
+		var req helloworld.HelloRequest
+		if err := proto.Unmarshal(r.body, &req); err != nil {
+			return false
+		}
+		if r.conn > 0 || req.Msg == "warm" {
+			w.Write(okFrame(r.seq, "answered"))
+		}
+		if r.conn > 0 {
+			return true
+		}
+		// Connection 0: after the warm-up, mark a response nobody asked
+		// for and close, as a server does that reads nothing more.
+		<-markNow
+		w.Write(respFrame(999, &meta.ResponseMeta{
+			Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
+		}, &helloworld.HelloReply{}))
+		return false
+	})
+	gate := &gatedConn{marker: []byte("victim"), entered: make(chan uint32, 1),
+		release: make(chan struct{}), resumed: make(chan uint32, 1)}
+	var dialed atomic.Int32
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil || dialed.Add(1) > 1 {
+			return nc, err
+		}
+		gate.Conn = nc
+		return gate, nil
+	}
+	c := newTestClient(t, f.addr)
+	// The client dials through its own net.Dialer: this test puts a group
+	// that dials through the gate in its place.
+	c.conns = mux.NewGroup(f.addr, mux.Config{MaxConns: 1, Dial: dial, Logger: quietLogger()})
+	if _, err := hello(context.Background(), c, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	f.request(t)
+
+	victim := make(chan error, 1)
+	go func() { // the first send runs on the caller's goroutine
+		_, err := hello(context.Background(), c, "victim")
+		victim <- err
+	}()
+	first := <-gate.entered // the first send is inside its write on connection 0
+	close(markNow)
+	if r := f.request(t); r.conn != 1 || r.seq == first {
+		t.Fatalf("the request was sent again as seq %d on connection %d; want connection 1, and a seq other than %d", r.seq, r.conn, first)
+	}
+	close(gate.release)
+	if got := <-gate.resumed; got != first {
+		t.Fatalf("the first send's frame carried seq %d when its write went on, not its own %d", got, first)
+	}
+	if err := <-victim; err != nil {
+		t.Fatalf("the request sent again: %v", err)
+	}
+}

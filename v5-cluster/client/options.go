@@ -1,0 +1,102 @@
+package client
+
+import (
+	"log/slog"
+	"time"
+
+	"myrpc/v5-cluster/codec"
+	"myrpc/v5-cluster/config"
+	"myrpc/v5-cluster/mux"
+)
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	timeout      time.Duration
+	dialTimeout  time.Duration
+	maxFrameSize int
+	logger       *slog.Logger
+
+	mux   mux.Config
+	retry RetryPolicy
+}
+
+func defaultOptions() options {
+	return options{
+		timeout:      30 * time.Second,
+		dialTimeout:  5 * time.Second,
+		maxFrameSize: codec.DefaultMaxFrameSize,
+	}
+}
+
+// WithTimeout sets the deadline of a call whose context has none, so that
+// no call waits forever on a server that never answers. 0 disables it.
+// Default: 30 s.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// WithDialTimeout bounds connection set-up, within the call's deadline.
+// Default: 5 s.
+func WithDialTimeout(d time.Duration) Option {
+	return func(o *options) { o.dialTimeout = d }
+}
+
+// WithMaxFrameSize caps meta + body of the frames the client sends and
+// accepts. Default: 4 MiB.
+func WithMaxFrameSize(n int) Option {
+	return func(o *options) { o.maxFrameSize = n }
+}
+
+// WithLogger sets the logger; per-call events are logged at Debug.
+// Default: slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithMux sets the limits of the client's connections; see mux.Config for
+// each field and its default. Its Dial, MaxFrameSize and Logger are
+// replaced by the client's. Default: mux.Config{}, every field at its
+// default.
+func WithMux(cfg mux.Config) Option {
+	return func(o *options) { o.mux = cfg }
+}
+
+// WithRetry sets the retry policy of every call that does not set its own
+// (Retry). Default: no retries.
+func WithRetry(p RetryPolicy) Option {
+	return func(o *options) { o.retry = p }
+}
+
+// WithConfig applies the non-zero settings of rpc.yaml's client section.
+// The target is not an option: pass it to New.
+func WithConfig(c config.Client) Option {
+	return func(o *options) {
+		if c.Timeout > 0 {
+			o.timeout = c.Timeout
+		}
+		if c.DialTimeout > 0 {
+			o.dialTimeout = c.DialTimeout
+		}
+		if c.MaxFrameBytes > 0 {
+			o.maxFrameSize = c.MaxFrameBytes
+		}
+		if c.Mux.MaxConns > 0 {
+			o.mux.MaxConns = c.Mux.MaxConns
+		}
+		if c.Mux.MaxStreams > 0 {
+			o.mux.MaxStreams = c.Mux.MaxStreams
+		}
+		if c.Mux.IdleTimeout > 0 {
+			o.mux.IdleTimeout = c.Mux.IdleTimeout
+		}
+		if c.Mux.WaitTimeout > 0 {
+			o.mux.WaitTimeout = c.Mux.WaitTimeout
+		}
+		if c.Retry.Attempts > 0 {
+			o.retry = RetryPolicy{Attempts: c.Retry.Attempts, Base: c.Retry.Base, Cap: c.Retry.Cap,
+				Jitter: c.Retry.Jitter, PerAttempt: c.Retry.PerAttempt}
+		}
+	}
+}

@@ -1,0 +1,131 @@
+// Command server runs the V4 demo server: Greeter and Echo, configured by
+// rpc.yaml. SIGINT or SIGTERM shuts it down gracefully.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/services"
+	"myrpc/v5-cluster/config"
+	"myrpc/v5-cluster/server"
+)
+
+// defaultShutdownTimeout bounds the graceful shutdown when rpc.yaml sets no
+// server.shutdown_timeout.
+const defaultShutdownTimeout = 5 * time.Second
+
+func main() {
+	configPath := flag.String("config", "rpc.yaml", "the configuration file")
+	addr := flag.String("addr", "", "listen on host:port instead of the configured addresses")
+	debug := flag.Bool("debug", false, "log every connection and call")
+	statsAddr := flag.String("stats-addr", "", "serve the server's counters as JSON at http://host:port/stats (off if empty)")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(log, *configPath, *addr, *statsAddr); err != nil {
+		log.Error("server failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, configPath, addr, statsAddr string) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	if addr != "" {
+		cfg.Server.SetAddress(addr)
+	}
+	s := server.New(server.WithConfig(cfg.Server), server.WithLogger(log))
+	helloworld.RegisterGreeterServer(s, services.Greeter{})
+	echo.RegisterEchoServer(s, services.Echo{})
+	if statsAddr != "" {
+		stop, err := serveStats(log, s, statsAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	// Signal handling belongs to the program, not to the library.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- s.ListenAndServe() }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	timeout := cfg.Server.ShutdownTimeout
+	if timeout == 0 {
+		timeout = defaultShutdownTimeout
+	}
+	log.Info("shutting down: no new connections; waiting for calls in flight", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
+		return err
+	}
+	log.Info("shut down cleanly")
+	return nil
+}
+
+// serveStats serves the server's counters (server.Stats), its goroutines
+// and its resident memory as JSON at http://statsAddr/stats, for the demo
+// client to show what the server saw. stop closes it.
+func serveStats(log *slog.Logger, s *server.Server, statsAddr string) (stop func(), err error) {
+	lis, err := net.Listen("tcp", statsAddr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"rpc":        s.Stats(),
+			"goroutines": runtime.NumGoroutine(),
+			"rss_bytes":  residentBytes(),
+		})
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("stats: serving", "url", "http://"+lis.Addr().String()+"/stats")
+	go hs.Serve(lis)
+	return func() { hs.Close() }, nil
+}
+
+// residentBytes returns the memory the process holds in RAM (its RSS),
+// from /proc on Linux; 0 elsewhere.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return 0
+	}
+	return resident * int64(os.Getpagesize())
+}

@@ -1,0 +1,26 @@
+// Package server is the V4 server: it routes request frames to registered
+// services and writes one response per request.
+//
+// On Linux, connections are served by the epoll engine (package poller):
+// reactors read every connection without a goroutine each, cut the
+// complete frames out of what has arrived, and hand each request to a
+// bounded pool of worker goroutines (ants); a worker queues its response on
+// the connection, and the connection's loop, the only goroutine that
+// touches the socket, writes what is queued several frames per writev
+// (package writev). A request that finds every worker busy is answered 14
+// at once, since a reactor must never wait. On other systems, and for
+// listeners other than TCP, the server serves a goroutine per connection,
+// as V3 does, and says so in its log.
+//
+// As in every stage, the server defends itself: every frame is checked
+// before anything is allocated, a frame must arrive whole within the frame
+// timeout of its first byte, the number of connections is capped, accept
+// errors such as EMFILE back off instead of spinning, a panicking handler
+// is answered with code 13, Shutdown lets calls in flight finish, a peer
+// that takes nothing for the write timeout is cut off, and a call's
+// context is cancelled when its peer goes.
+//
+// A connection that carries many calls is bounded too: calls in flight and
+// bytes held per connection (past either, the connection is not read, and
+// TCP pushes back), and never more than half the workers.
+package server
