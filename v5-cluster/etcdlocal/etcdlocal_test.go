@@ -1,0 +1,152 @@
+package etcdlocal_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"myrpc/v5-cluster/etcdlocal"
+	"myrpc/v5-cluster/etcdtest"
+)
+
+const startTimeout = etcdtest.StartTimeout
+
+func quiet() etcdlocal.Option { return etcdlocal.WithLogger(slog.New(slog.DiscardHandler)) }
+
+func newClient(t *testing.T, eps ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+func put(t *testing.T, cli *clientv3.Client, k, v string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, k, v); err != nil {
+		t.Fatalf("put %s: %v", k, err)
+	}
+}
+
+func get(t *testing.T, cli *clientv3.Client, k string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, k)
+	if err != nil {
+		t.Fatalf("get %s: %v", k, err)
+	}
+	if len(r.Kvs) == 0 {
+		return ""
+	}
+	return string(r.Kvs[0].Value)
+}
+
+func TestStartOneMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	start := time.Now()
+	c, err := etcdlocal.Start(ctx, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one member serves %v after Start", time.Since(start).Round(time.Millisecond))
+	if len(c.Endpoints()) != 1 {
+		t.Fatalf("Endpoints() = %v, want one", c.Endpoints())
+	}
+	cli := newClient(t, c.Endpoints()...)
+	put(t, cli, "k", "v1")
+
+	// Stopped and started again, the member keeps its data and address.
+	if err := c.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := c.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the member serves again %v after Restart", time.Since(start).Round(time.Millisecond))
+	if got := get(t, cli, "k"); got != "v1" {
+		t.Fatalf("after restart k = %q, want v1", got)
+	}
+
+	dir := c.Dir()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("data dir after Close: %v, want it gone", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := c.Restart(ctx, 0); err != etcdlocal.ErrClosed {
+		t.Fatalf("Restart after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestClusterOfThreeLosesOne(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	start := time.Now()
+	c, err := etcdlocal.StartCluster(ctx, 3, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Logf("three members serve %v after StartCluster", time.Since(start).Round(time.Millisecond))
+	eps := c.Endpoints()
+	if len(eps) != 3 || eps[0] == eps[1] || eps[1] == eps[2] || eps[0] == eps[2] {
+		t.Fatalf("Endpoints() = %v, want three different addresses", eps)
+	}
+	cli := newClient(t, eps...)
+	put(t, cli, "k", "v1")
+
+	// Two of three are a quorum: writes go on without member 0.
+	if err := c.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	put(t, newClient(t, c.Endpoint(1)), "k", "v2")
+	if got := get(t, newClient(t, c.Endpoint(2)), "k"); got != "v2" {
+		t.Fatalf("k on member 2 = %q, want v2", got)
+	}
+
+	// Back, member 0 catches up with what it missed.
+	if err := c.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, newClient(t, c.Endpoint(0)), "k"); got != "v2" {
+		t.Fatalf("k on member 0 after its restart = %q, want v2", got)
+	}
+}
+
+func TestStartCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if c, err := etcdlocal.Start(ctx, quiet()); err == nil {
+		c.Close()
+		t.Fatal("Start with a cancelled context succeeded")
+	}
+}
+
+func TestLogsGoToSlog(t *testing.T) {
+	var h recorder
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := etcdlocal.Start(ctx, etcdlocal.WithLogger(slog.New(&h)), etcdlocal.WithLogLevel(slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if h.count() == 0 {
+		t.Fatal("no etcd record reached the slog logger at Info")
+	}
+}
