@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"google.golang.org/grpc"
 )
 
 // Cluster is etcd running in this process: one member or several, each
@@ -41,6 +42,9 @@ type member struct {
 
 	// etcd is the running member, nil while stopped.
 	etcd *embed.Etcd
+
+	// cut ends the client streams of the running member (see cutStreams).
+	cut context.CancelFunc
 }
 
 // Option configures Start and StartCluster.
@@ -126,9 +130,9 @@ func startCluster(ctx context.Context, dir string, n int, o options) (*Cluster, 
 	// Every member is started before any is waited for: a member of
 	// several is ready only once a quorum has elected a leader.
 	for _, m := range c.members {
-		if m.etcd, err = embed.StartEtcd(c.config(m)); err != nil {
+		if err := c.start(m); err != nil {
 			c.stopAll()
-			return nil, fmt.Errorf("etcdlocal: start %s: %w", m.name, err)
+			return nil, err
 		}
 	}
 	for _, m := range c.members {
@@ -139,6 +143,48 @@ func startCluster(ctx context.Context, dir string, n int, o options) (*Cluster, 
 	}
 	return c, nil
 }
+
+// start starts m, without waiting for it to serve.
+func (c *Cluster) start(m *member) error {
+	cut, cancel := context.WithCancel(context.Background())
+	cfg := c.config(m)
+	cfg.GRPCAdditionalServerOptions = []grpc.ServerOption{grpc.ChainStreamInterceptor(cutStreams(cut))}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("etcdlocal: start %s: %w", m.name, err)
+	}
+	m.etcd, m.cut = e, cancel
+	return nil
+}
+
+// stop stops m, ending its clients' streams first.
+func (m *member) stop() {
+	m.cut()
+	m.etcd.Close()
+}
+
+// cutStreams returns a gRPC interceptor that ends a client's stream when
+// cut is done. etcd stops gracefully: it waits for its client streams to
+// end, up to its request timeout (7 s), and a client's lease keep-alive
+// stream does not end by itself. A member whose streams are cut first
+// stops at once, as one that crashes does.
+func cutStreams(cut context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		defer context.AfterFunc(cut, cancel)()
+		return handler(srv, cutStream{ss, ctx})
+	}
+}
+
+// cutStream is a grpc.ServerStream with a context of its own.
+type cutStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s cutStream) Context() context.Context { return s.ctx }
 
 // config returns the embed configuration of m.
 func (c *Cluster) config(m *member) *embed.Config {
@@ -186,14 +232,29 @@ func (c *Cluster) Endpoints() []string {
 // Endpoint returns the client address (host:port) of member i.
 func (c *Cluster) Endpoint(i int) string { return c.members[i].client.Host }
 
+// Leader returns the index of the member that leads the cluster as far
+// as that member knows, or -1 if no running member does.
+func (c *Cluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, m := range c.members {
+		if m.etcd != nil && m.etcd.Server.Leader() == m.etcd.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
 // Dir returns the directory that holds the members' data.
 func (c *Cluster) Dir() string { return c.dir }
 
 // Size returns the number of members, stopped or not.
 func (c *Cluster) Size() int { return len(c.members) }
 
-// Stop stops member i, keeping its data and its addresses. Stopping a
-// stopped member does nothing.
+// Stop stops member i, keeping its data and its addresses. Its clients'
+// streams (watches, lease keep-alives) are cut at once, as when a member
+// crashes, rather than waited for. Stopping a stopped member does
+// nothing.
 func (c *Cluster) Stop(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -202,7 +263,7 @@ func (c *Cluster) Stop(i int) error {
 	}
 	m := c.members[i]
 	if m.etcd != nil {
-		m.etcd.Close()
+		m.stop()
 		m.etcd = nil
 	}
 	return nil
@@ -221,13 +282,11 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if m.etcd != nil {
 		return nil
 	}
-	e, err := embed.StartEtcd(c.config(m))
-	if err != nil {
-		return fmt.Errorf("etcdlocal: restart %s: %w", m.name, err)
+	if err := c.start(m); err != nil {
+		return err
 	}
-	m.etcd = e
 	if err := waitReady(ctx, m); err != nil {
-		e.Close()
+		m.stop()
 		m.etcd = nil
 		return err
 	}
@@ -261,12 +320,12 @@ func (c *Cluster) stopAll() {
 		case m.etcd.Server.Leader() == m.etcd.Server.MemberID():
 			leaders = append(leaders, m)
 		default:
-			wg.Go(m.etcd.Close)
+			wg.Go(m.stop)
 		}
 	}
 	wg.Wait()
 	for _, m := range leaders {
-		wg.Go(m.etcd.Close)
+		wg.Go(m.stop)
 	}
 	wg.Wait()
 	for _, m := range c.members {

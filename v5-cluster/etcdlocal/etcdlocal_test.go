@@ -110,21 +110,29 @@ func TestClusterOfThreeLosesOne(t *testing.T) {
 	cli := newClient(t, eps...)
 	put(t, cli, "k", "v1")
 
-	// Two of three are a quorum: writes go on without member 0.
-	if err := c.Stop(0); err != nil {
+	// Two of three are a quorum: writes go on without the leader.
+	lead := c.Leader()
+	if lead < 0 {
+		t.Fatal("no leader in a cluster that served a put")
+	}
+	if err := c.Stop(lead); err != nil {
 		t.Fatal(err)
 	}
-	put(t, newClient(t, c.Endpoint(1)), "k", "v2")
-	if got := get(t, newClient(t, c.Endpoint(2)), "k"); got != "v2" {
-		t.Fatalf("k on member 2 = %q, want v2", got)
+	a, b := (lead+1)%3, (lead+2)%3
+	put(t, newClient(t, c.Endpoint(a)), "k", "v2")
+	if got := get(t, newClient(t, c.Endpoint(b)), "k"); got != "v2" {
+		t.Fatalf("k on member %d = %q, want v2", b, got)
+	}
+	if l := c.Leader(); l != a && l != b {
+		t.Fatalf("Leader() = %d after member %d stopped, want %d or %d", l, lead, a, b)
 	}
 
-	// Back, member 0 catches up with what it missed.
-	if err := c.Restart(ctx, 0); err != nil {
+	// Back, the old leader catches up with what it missed.
+	if err := c.Restart(ctx, lead); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, newClient(t, c.Endpoint(0)), "k"); got != "v2" {
-		t.Fatalf("k on member 0 after its restart = %q, want v2", got)
+	if got := get(t, newClient(t, c.Endpoint(lead)), "k"); got != "v2" {
+		t.Fatalf("k on member %d after its restart = %q, want v2", lead, got)
 	}
 }
 
@@ -148,5 +156,38 @@ func TestLogsGoToSlog(t *testing.T) {
 	c.Close()
 	if h.count() == 0 {
 		t.Fatal("no etcd record reached the slog logger at Info")
+	}
+}
+
+// A member stops at once although a client keeps a lease alive: etcd
+// alone would wait for the keep-alive stream to end until its request
+// timeout, 7 s.
+func TestStopCutsStreams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := etcdlocal.Start(ctx, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cli := newClient(t, c.Endpoints()...)
+	g, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := cli.KeepAlive(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ka // the stream is open
+
+	start := time.Now()
+	if err := c.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("Stop took %v with a keep-alive stream open", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Fatalf("Stop took %v with a keep-alive stream open", took)
 	}
 }

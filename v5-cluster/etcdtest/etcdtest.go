@@ -14,6 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"myrpc/v5-cluster/etcdlocal"
 )
@@ -31,7 +33,10 @@ type Cluster struct {
 
 // Start starts a one-member etcd that the test's cleanup closes. etcd's
 // own log is dropped but for errors, which go to the test's log.
-func Start(t testing.TB) *Cluster { return StartCluster(t, 1) }
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	return StartCluster(t, 1)
+}
 
 // StartCluster starts an etcd cluster of n members that the test's
 // cleanup closes.
@@ -73,7 +78,9 @@ func (c *Cluster) Restart(i int) {
 }
 
 // Client returns a client of the given endpoints (Default: every member's)
-// that the test's cleanup closes.
+// that the test's cleanup closes. It reconnects to a member that was away
+// within 0.5 s of its return (gRPC's own backoff grows to 2 minutes), so
+// that a test that restarts a member need not wait for its clients.
 func (c *Cluster) Client(endpoints ...string) *clientv3.Client {
 	c.t.Helper()
 	if len(endpoints) == 0 {
@@ -83,6 +90,10 @@ func (c *Cluster) Client(endpoints ...string) *clientv3.Client {
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: 5 * time.Second,
+		})},
 	})
 	if err != nil {
 		c.t.Fatalf("etcdtest: client: %v", err)
