@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -45,6 +46,8 @@ type member struct {
 
 	// cut ends the client streams of the running member (see cutStreams).
 	cut context.CancelFunc
+	// stopping is set when the running member is being stopped.
+	stopping *atomic.Bool
 }
 
 // Option configures Start and StartCluster.
@@ -147,19 +150,23 @@ func startCluster(ctx context.Context, dir string, n int, o options) (*Cluster, 
 // start starts m, without waiting for it to serve.
 func (c *Cluster) start(m *member) error {
 	cut, cancel := context.WithCancel(context.Background())
+	stopping := new(atomic.Bool)
 	cfg := c.config(m)
 	cfg.GRPCAdditionalServerOptions = []grpc.ServerOption{grpc.ChainStreamInterceptor(cutStreams(cut))}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZap(c.o.log, c.o.level, stopping))
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("etcdlocal: start %s: %w", m.name, err)
 	}
-	m.etcd, m.cut = e, cancel
+	m.etcd, m.cut, m.stopping = e, cancel, stopping
 	return nil
 }
 
-// stop stops m, ending its clients' streams first.
+// stop stops m, ending its clients' streams first. What etcd logs from
+// then on is at Debug.
 func (m *member) stop() {
+	m.stopping.Store(true)
 	m.cut()
 	m.etcd.Close()
 }
@@ -201,7 +208,6 @@ func (c *Cluster) config(m *member) *embed.Config {
 	cfg.AdvertiseClientUrls = []url.URL{m.client}
 	cfg.InitialCluster = strings.Join(peers, ",")
 	cfg.InitialClusterToken = c.token
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZap(c.o.log, c.o.level))
 	cfg.UnsafeNoFsync = true
 	cfg.EnableGRPCGateway = false
 	return cfg

@@ -191,3 +191,19 @@ func TestStopCutsStreams(t *testing.T) {
 		t.Fatalf("Stop took %v with a keep-alive stream open", took)
 	}
 }
+
+// etcd stopping as asked logs errors ("use of closed network
+// connection"); they are no news, and etcdlocal lowers them to Debug.
+func TestStopIsQuiet(t *testing.T) {
+	var h recorder
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := etcdlocal.StartCluster(ctx, 3, etcdlocal.WithLogger(slog.New(&h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := h.count(); n != 0 {
+		t.Fatalf("%d etcd record(s) at Error while it started and stopped", n)
+	}
+}

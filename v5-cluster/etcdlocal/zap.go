@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -15,13 +16,27 @@ type slogCore struct {
 	log *slog.Logger
 	min zapcore.Level
 
+	// stopping, once set, turns every entry into a Debug one: etcd
+	// stopping as asked logs errors ("use of closed network connection")
+	// that are no news.
+	stopping *atomic.Bool
+
 	// fields are the fields that With added, written with every entry.
 	fields []zapcore.Field
 }
 
-// newZap returns a zap.Logger that writes entries at min and above to log.
-func newZap(log *slog.Logger, min slog.Level) *zap.Logger {
-	return zap.New(&slogCore{log: log, min: zapLevel(min)})
+// newZap returns a zap.Logger that writes entries at min and above to
+// log, and all of them at Debug once stopping is set.
+func newZap(log *slog.Logger, min slog.Level, stopping *atomic.Bool) *zap.Logger {
+	return zap.New(&slogCore{log: log, min: zapLevel(min), stopping: stopping})
+}
+
+// level returns the level an entry at l is written at.
+func (c *slogCore) level(l zapcore.Level) zapcore.Level {
+	if c.stopping.Load() {
+		return zapcore.DebugLevel
+	}
+	return l
 }
 
 // zapLevel returns the zap level that corresponds to l.
@@ -52,6 +67,7 @@ func slogLevel(l zapcore.Level) slog.Level {
 }
 
 func (c *slogCore) Enabled(l zapcore.Level) bool {
+	l = c.level(l)
 	return l >= c.min && c.log.Enabled(context.Background(), slogLevel(l))
 }
 
@@ -76,7 +92,7 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	r := slog.NewRecord(e.Time, slogLevel(c.level(e.Level)), e.Message, 0)
 	keys := make([]string, 0, len(enc.Fields))
 	for k := range enc.Fields {
 		keys = append(keys, k)

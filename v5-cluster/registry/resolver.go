@@ -36,6 +36,12 @@ func NewResolver(cli *clientv3.Client, opts ...Option) *Resolver {
 // change. While etcd cannot be reached, update is not called: the
 // addresses last given stand.
 func (r *Resolver) Resolve(service string, update func(addrs []string)) (io.Closer, error) {
+	return r.resolve(service, update, 0)
+}
+
+// resolve is Resolve; a watch starts after rev if rev is not 0, after the
+// revision read otherwise.
+func (r *Resolver) resolve(service string, update func(addrs []string), rev int64) (io.Closer, error) {
 	if err := checkService(service); err != nil {
 		return nil, err
 	}
@@ -49,11 +55,14 @@ func (r *Resolver) Resolve(service string, update func(addrs []string)) (io.Clos
 		cancel: cancel,
 	}
 	gctx, gcancel := context.WithTimeout(ctx, r.o.timeout)
-	rev, err := w.get(gctx, true)
+	read, err := w.get(gctx, true)
 	gcancel()
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("registry: resolve %s: %w", service, err)
+	}
+	if rev == 0 {
+		rev = read
 	}
 	w.wg.Go(func() { w.follow(ctx, rev) })
 	w.wg.Go(func() { w.health(ctx) })
