@@ -13,11 +13,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
 	"myrpc/v5-cluster/etcdlocal"
+	"myrpc/v5-cluster/registry"
 )
 
 // StartTimeout bounds a start or restart of etcd in a test. A start takes
@@ -78,23 +76,14 @@ func (c *Cluster) Restart(i int) {
 }
 
 // Client returns a client of the given endpoints (Default: every member's)
-// that the test's cleanup closes. It reconnects to a member that was away
-// within 0.5 s of its return (gRPC's own backoff grows to 2 minutes), so
-// that a test that restarts a member need not wait for its clients.
+// that the test's cleanup closes. It is made by registry.NewClient, so it
+// is back within half a second of a member that was away.
 func (c *Cluster) Client(endpoints ...string) *clientv3.Client {
 	c.t.Helper()
 	if len(endpoints) == 0 {
 		endpoints = c.Endpoints()
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
-			MinConnectTimeout: 5 * time.Second,
-		})},
-	})
+	cli, err := registry.NewClient(endpoints)
 	if err != nil {
 		c.t.Fatalf("etcdtest: client: %v", err)
 	}

@@ -162,7 +162,16 @@ func (r *Registration) keep(ctx context.Context) {
 		if ctx.Err() != nil || r.cli.Ctx().Err() != nil {
 			return
 		}
-		log.Warn("registry: lease lost; registering again", "lease", int64(lease))
+		if err != nil {
+			// The client's keep-alive machinery gave up: pause before a
+			// new lease, so that this loop never spins.
+			log.Warn("registry: keep-alive failed; registering again", "lease", int64(lease), "err", err)
+			if !sleep(ctx, r.cli.Ctx(), maxBackoff) {
+				return
+			}
+		} else {
+			log.Warn("registry: lease lost; registering again", "lease", int64(lease))
+		}
 		next, ok := r.renew(ctx, log)
 		if !ok {
 			return

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"myrpc/v5-cluster/etcdtest"
 	"myrpc/v5-cluster/registry"
@@ -319,7 +318,7 @@ func TestResolveWithoutEtcd(t *testing.T) {
 	c := etcdtest.Start(t)
 	ep := c.Endpoint(0)
 	c.Stop(0)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, Logger: zap.NewNop()})
+	cli, err := registry.NewClient([]string{ep})
 	if err != nil {
 		t.Fatal(err)
 	}
