@@ -3,6 +3,7 @@ package etcdlocal_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -206,4 +207,40 @@ func TestStopIsQuiet(t *testing.T) {
 	if n := h.count(); n != 0 {
 		t.Fatalf("%d etcd record(s) at Error while it started and stopped", n)
 	}
+}
+
+// A port chosen free but taken before etcd binds it costs a new start on
+// other ports, not a failure.
+func TestStartPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenAddr := taken.Addr().String()
+	starts := 0
+	defer etcdlocal.ChoosePorts(func(n int, free func(int) ([]int, error)) ([]int, error) {
+		starts++
+		ports, err := free(n)
+		if starts == 1 && err == nil {
+			// The client port of the first member.
+			ports[1] = taken.Addr().(*net.TCPAddr).Port
+		}
+		return ports, err
+	})()
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := etcdlocal.Start(ctx, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if starts != 2 {
+		t.Fatalf("%d start(s), want 2", starts)
+	}
+	if ep := c.Endpoint(0); ep == takenAddr {
+		t.Fatalf("serving on %s, the port that was taken", ep)
+	}
+	put(t, newClient(t, c.Endpoints()...), "k", "v")
 }
