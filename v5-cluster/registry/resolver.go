@@ -24,8 +24,8 @@ type Resolver struct {
 
 var _ resolver.Resolver = (*Resolver)(nil)
 
-// NewResolver returns a Resolver that reads etcd through cli. Closing cli
-// stops what it resolves; close those first.
+// NewResolver returns a Resolver that reads etcd through cli. Close what
+// it resolves before cli: once cli is closed, their addresses stand still.
 func NewResolver(cli *clientv3.Client, opts ...Option) *Resolver {
 	return &Resolver{cli: cli, o: newOptions(opts)}
 }
@@ -168,8 +168,9 @@ func (w *watch) follow(ctx context.Context, rev int64) {
 	}
 }
 
-// reread reads the whole set again, trying until it succeeds or ctx is
-// cancelled, and returns its revision.
+// reread reads the whole set again, trying until it succeeds (true), or
+// ctx is cancelled or the client closed (false), and returns its
+// revision.
 func (w *watch) reread(ctx context.Context) (int64, bool) {
 	backoff := minBackoff
 	for {
@@ -180,7 +181,7 @@ func (w *watch) reread(ctx context.Context) (int64, bool) {
 			w.reachable()
 			return rev, true
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.cli.Ctx().Err() != nil {
 			return 0, false
 		}
 		w.away(err)
