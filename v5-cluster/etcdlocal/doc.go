@@ -1,7 +1,7 @@
 // Package etcdlocal runs etcd inside this process: one member, or a
 // cluster of several, on 127.0.0.1 with ports chosen free, its data in a
-// temporary directory that Close removes. Tests use it, and so does a demo
-// that needs a registry without an etcd installed.
+// temporary directory that Close removes: for tests, and for a demo that
+// needs a registry on a machine without etcd.
 //
 // A member can be stopped and started again with its data and its
 // addresses, so that a test can take etcd away from its clients and give
