@@ -25,7 +25,7 @@ var bigDesc = rpc.ServiceDesc{
 	ServiceName: "test.Big",
 	Methods: []rpc.MethodDesc{{
 		MethodName: "Big",
-		Handler: func(_ any, _ context.Context, dec func(proto.Message) error) (proto.Message, error) {
+		Handler: func(_ any, _ context.Context, dec func(proto.Message) error, _ rpc.UnaryServerInterceptor) (proto.Message, error) {
 			var req echo.EchoRequest
 			if err := dec(&req); err != nil {
 				return nil, err

@@ -41,7 +41,7 @@ func (g *gate) desc() *rpc.ServiceDesc {
 		Methods: []rpc.MethodDesc{
 			{
 				MethodName: "Wait",
-				Handler: func(any, context.Context, func(proto.Message) error) (proto.Message, error) {
+				Handler: func(any, context.Context, func(proto.Message) error, rpc.UnaryServerInterceptor) (proto.Message, error) {
 					g.started <- struct{}{}
 					<-g.release
 					return &echo.EchoReply{}, nil
@@ -49,7 +49,7 @@ func (g *gate) desc() *rpc.ServiceDesc {
 			},
 			{
 				MethodName: "Fail",
-				Handler: func(any, context.Context, func(proto.Message) error) (proto.Message, error) {
+				Handler: func(any, context.Context, func(proto.Message) error, rpc.UnaryServerInterceptor) (proto.Message, error) {
 					return nil, status.New(codes.NotFound, "no such widget")
 				},
 			},

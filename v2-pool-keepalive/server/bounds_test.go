@@ -36,7 +36,7 @@ func newHoldService(t *testing.T, s *Server) *holdService {
 		ServiceName: "test.Hold",
 		Methods: []rpc.MethodDesc{{
 			MethodName: "Hold",
-			Handler: func(_ any, ctx context.Context, dec func(proto.Message) error) (proto.Message, error) {
+			Handler: func(_ any, ctx context.Context, dec func(proto.Message) error, _ rpc.UnaryServerInterceptor) (proto.Message, error) {
 				var req echo.EchoRequest
 				if err := dec(&req); err != nil {
 					return nil, err

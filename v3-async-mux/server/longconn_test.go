@@ -250,7 +250,7 @@ var panicDesc = rpc.ServiceDesc{
 	ServiceName: "test.Panic",
 	Methods: []rpc.MethodDesc{{
 		MethodName: "Panic",
-		Handler: func(any, context.Context, func(proto.Message) error) (proto.Message, error) {
+		Handler: func(any, context.Context, func(proto.Message) error, rpc.UnaryServerInterceptor) (proto.Message, error) {
 			panic("a deliberate panic")
 		},
 	}},

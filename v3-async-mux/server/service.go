@@ -118,5 +118,5 @@ func (s *Server) invoke(ctx context.Context, svc *service, md *rpc.MethodDesc, b
 		}
 		return nil
 	}
-	return md.Handler(svc.impl, ctx, dec)
+	return md.Handler(svc.impl, ctx, dec, nil)
 }

@@ -312,7 +312,7 @@ func (g *gate) desc() *rpc.ServiceDesc {
 	method := func(name string, fn func(ctx context.Context) (proto.Message, error)) rpc.MethodDesc {
 		return rpc.MethodDesc{
 			MethodName: name,
-			Handler: func(_ any, ctx context.Context, dec func(proto.Message) error) (proto.Message, error) {
+			Handler: func(_ any, ctx context.Context, dec func(proto.Message) error, _ rpc.UnaryServerInterceptor) (proto.Message, error) {
 				if err := dec(new(echo.EchoRequest)); err != nil {
 					return nil, err
 				}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/status"
 	"myrpc/v5-cluster/async"
 	"myrpc/v5-cluster/codec"
@@ -45,6 +46,10 @@ type call struct {
 	// resent counts the times the request was sent again because a
 	// server closed the connection without reading it.
 	resent int
+
+	// trailer is the metadata of the latest attempt's response, kept for
+	// the Trailer call option.
+	trailer rpc.Metadata
 }
 
 // attempt is one sending of the request.
@@ -93,6 +98,7 @@ func (cl *call) send(counted bool) {
 	}
 	if counted {
 		cl.attempts++
+		cl.trailer = nil
 	}
 	att := &attempt{n: cl.attempts}
 	cl.cur = att
@@ -203,6 +209,11 @@ func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error)
 		cl.end(status.Errorf(codes.Internal, "rpc: cannot decode the response meta: %v", err))
 		return
 	}
+	if cl.opts.trailer != nil {
+		cl.mu.Lock()
+		cl.trailer = trailerOf(rsp.Metadata)
+		cl.mu.Unlock()
+	}
 	if rsp.Code != uint32(codes.OK) {
 		cl.failed(att, status.New(codes.Code(rsp.Code), rsp.Message), true, true)
 		return
@@ -284,9 +295,33 @@ func (cl *call) end(err error) {
 		att.timer.Stop()
 	}
 	stopCtx := cl.stopCtx
+	trailer := cl.trailer
 	cl.mu.Unlock()
 	stopCtx()
 	cl.cancel()
+	if p := cl.opts.trailer; p != nil {
+		*p = trailer // before the caller can see the call end
+	}
 	cl.future.Complete(err)
 	cl.c.calls.Done()
+}
+
+// trailerOf returns a response's metadata as its caller sees it: without
+// the connection: close mark, which is the connection's business (it
+// tells the client to send nothing more on it), not the caller's; nil if
+// nothing else is left.
+func trailerOf(md map[string]string) rpc.Metadata {
+	if _, marked := md[rpc.ConnectionKey]; marked {
+		rest := make(map[string]string, len(md)-1)
+		for k, v := range md {
+			if k != rpc.ConnectionKey {
+				rest[k] = v
+			}
+		}
+		md = rest
+	}
+	if len(md) == 0 {
+		return nil
+	}
+	return md
 }

@@ -46,6 +46,10 @@ type Client struct {
 	retries *async.Queue
 	// calls counts the calls in flight, for Close.
 	calls sync.WaitGroup
+
+	// interceptor is the chain of the interceptors (WithInterceptors), nil
+	// when there are none.
+	interceptor rpc.UnaryClientInterceptor
 }
 
 var (
@@ -72,6 +76,7 @@ func New(target string, opts ...Option) *Client {
 	cfg.Logger = o.logger
 	c.conns = mux.NewGroup(target, cfg)
 	c.retries = async.NewQueue()
+	c.interceptor = rpc.ChainUnaryClient(o.interceptors...)
 	return c
 }
 
@@ -98,17 +103,50 @@ func (c *Client) MuxStats() mux.Stats {
 // into reply. The error, if any, carries a status code: the server's, or
 // Unavailable when the server could not be reached or the connection broke,
 // DeadlineExceeded or Canceled when ctx ended, Internal for a response that
-// does not decode. opts may hold Retry, Idempotent and OnRetry.
+// does not decode. opts may hold Retry, Idempotent, OnRetry and
+// rpc.Trailer. The interceptors (WithInterceptors) run around the call.
 func (c *Client) Invoke(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) error {
+	if c.interceptor != nil {
+		return c.interceptor(ctx, method, req, reply, c, c.invoke, opts...)
+	}
+	return c.invoke(ctx, method, req, reply, opts...)
+}
+
+// invoke makes a call without the interceptors: the last step of their
+// chain.
+func (c *Client) invoke(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) error {
 	f := c.start(ctx, method, req, reply, opts, false)
 	<-f.Done()
 	return f.Err()
 }
 
 // InvokeAsync starts the same call as Invoke and returns at once, with a
-// future that ends when Invoke would have returned.
+// future that ends when Invoke would have returned. With interceptors, the
+// call runs through them on a goroutine of its own (WithInterceptors).
 func (c *Client) InvokeAsync(ctx context.Context, method string, req, reply proto.Message, opts ...rpc.CallOption) rpc.Future {
+	if c.interceptor != nil {
+		return c.startIntercepted(ctx, method, req, reply, opts)
+	}
 	return c.start(ctx, method, req, reply, opts, true)
+}
+
+// startIntercepted runs an asynchronous call through the interceptors, on
+// a goroutine that Close waits for, as for a call in flight: the chain
+// cannot be cut short, so the future ends when it returns.
+func (c *Client) startIntercepted(ctx context.Context, method string, req, reply proto.Message, opts []rpc.CallOption) *async.Future {
+	c.closeMu.RLock()
+	if c.closed.Load() {
+		c.closeMu.RUnlock()
+		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
+	}
+	c.calls.Add(1)
+	c.closeMu.RUnlock()
+	f := async.NewFuture()
+	go func() {
+		defer c.calls.Done()
+		f.Complete(c.interceptor(ctx, method, req, reply, c, c.invoke, opts...))
+	}()
+	return f
 }
 
 // start builds the request frame and makes the first attempt, on the

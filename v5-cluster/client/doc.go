@@ -13,4 +13,10 @@
 // latest deadline of the calls it carries (no bound if one of them has
 // none), past which nobody waits for it. InvokeAsync returns its future at
 // once and encodes the request on a goroutine of its own.
+//
+// Interceptors (WithInterceptors) run around every call, as grpc-go's
+// unary client interceptors do, and the rpc.Trailer call option receives
+// the metadata the server's handler set for its response (rpc.SetTrailer),
+// without the connection: close mark, which only tells the client to send
+// nothing more on that connection.
 package client

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/config"
 	"myrpc/v5-cluster/mux"
@@ -20,6 +21,9 @@ type options struct {
 
 	mux   mux.Config
 	retry RetryPolicy
+
+	// interceptors run around every call, the first outermost.
+	interceptors []rpc.UnaryClientInterceptor
 }
 
 func defaultOptions() options {
@@ -67,6 +71,17 @@ func WithMux(cfg mux.Config) Option {
 // (Retry). Default: no retries.
 func WithRetry(p RetryPolicy) Option {
 	return func(o *options) { o.retry = p }
+}
+
+// WithInterceptors adds interceptors that run around every call, Invoke's
+// and InvokeAsync's: the first given outermost, and those of an earlier
+// WithInterceptors outside those of a later one. Each sees the whole call,
+// its retries included, and gets the client as its cc. An asynchronous
+// call runs its interceptors, and then the call, on a goroutine of its own,
+// and its future ends when the outermost returns; Close waits for it as
+// for any call. Default: none.
+func WithInterceptors(interceptors ...rpc.UnaryClientInterceptor) Option {
+	return func(o *options) { o.interceptors = append(o.interceptors, interceptors...) }
 }
 
 // WithConfig applies the non-zero settings of rpc.yaml's client section.

@@ -84,6 +84,9 @@ type callOptions struct {
 	retry      RetryPolicy
 	idempotent bool
 	onRetry    func(attempt int, err error, delay time.Duration)
+
+	// trailer receives the response's metadata (rpc.Trailer).
+	trailer *rpc.Metadata
 }
 
 // callOption is the client's rpc.CallOption.
@@ -117,6 +120,9 @@ func (c *Client) callOptions(opts []rpc.CallOption) callOptions {
 	for _, opt := range opts {
 		if f, ok := opt.(callOption); ok {
 			f(&o)
+		}
+		if t, ok := opt.(rpc.TrailerCallOption); ok {
+			o.trailer = t.TrailerAddr
 		}
 	}
 	return o

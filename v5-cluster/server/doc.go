@@ -23,4 +23,12 @@
 // A connection that carries many calls is bounded too: calls in flight and
 // bytes held per connection (past either, the connection is not read, and
 // TCP pushes back), and never more than half the workers.
+//
+// Interceptors (WithInterceptors) run around every method with the decoded
+// request, as grpc-go's unary interceptors do, and a handler sends
+// metadata with its response through rpc.SetTrailer, in the response's
+// ResponseMeta.metadata, whether the call succeeded or not. The key
+// "connection" stays the server's own: a handler cannot set it, so a
+// response carries the connection: close mark only when the server closes
+// the connection after it.
 package server

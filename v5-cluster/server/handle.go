@@ -66,7 +66,12 @@ func (l *link) handle(seq uint32, metaBytes, body []byte) (*meta.ResponseMeta, p
 		defer cancel()
 	}
 
+	// The metadata the handler sets for its response (rpc.SetTrailer).
+	trailer := new(rpc.ServerTrailer)
+	ctx = rpc.WithServerTrailer(ctx, trailer)
+
 	reply, err := s.invoke(ctx, svc, md, body)
+	trailerMD := trailer.Take()
 	if timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The caller has given up: whatever the handler produced after the
 		// deadline is dropped, and the one response says so.
@@ -74,9 +79,11 @@ func (l *link) handle(seq uint32, metaBytes, body []byte) (*meta.ResponseMeta, p
 	}
 	if err != nil {
 		s.log.Debug("rpc: handler error", "conn", l.id, "seq", seq, "service", req.Service, "method", req.Method, "err", err)
-		return errorMeta(err), nil
+		rm := errorMeta(err)
+		rm.Metadata = trailerMD
+		return rm, nil
 	}
-	return &meta.ResponseMeta{}, reply
+	return &meta.ResponseMeta{Metadata: trailerMD}, reply
 }
 
 // errorMeta turns an error into response meta: its code if it carries one,

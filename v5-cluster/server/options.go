@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/config"
 )
@@ -29,6 +30,9 @@ type options struct {
 	// The bounds of one connection.
 	maxConnCalls int
 	maxConnBytes int
+
+	// interceptors run around every method, the first outermost.
+	interceptors []rpc.UnaryServerInterceptor
 }
 
 func defaultOptions() options {
@@ -122,6 +126,15 @@ func WithMaxConnCalls(n int) Option {
 // connection holds nothing, however big. 0 means no cap. Default: 4 MiB.
 func WithMaxConnBytes(n int) Option {
 	return func(o *options) { o.maxConnBytes = n }
+}
+
+// WithInterceptors adds interceptors that run around every method the
+// server serves, with the decoded request: the first given outermost, and
+// those of an earlier WithInterceptors outside those of a later one. A
+// handler's panic reaches them as the code 13 error its caller gets.
+// Default: none.
+func WithInterceptors(interceptors ...rpc.UnaryServerInterceptor) Option {
+	return func(o *options) { o.interceptors = append(o.interceptors, interceptors...) }
 }
 
 // WithConfig applies the settings of rpc.yaml's server section: every

@@ -15,6 +15,7 @@ import (
 
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/meta"
+	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/config"
 	"myrpc/v5-cluster/poller"
 )
@@ -77,6 +78,10 @@ type Server struct {
 	inShutdown bool
 	// drained is closed once inShutdown is set and conns is empty.
 	drained chan struct{}
+
+	// interceptor is the chain of the interceptors (WithInterceptors),
+	// nil when there are none.
+	interceptor rpc.UnaryServerInterceptor
 }
 
 // New returns a server with the options applied.
@@ -111,6 +116,11 @@ func New(opts ...Option) *Server {
 	}
 	s.services.Store(&map[string]*service{})
 	s.useReactor = reactorByDefault
+	if len(o.interceptors) > 0 {
+		// The innermost turns a panic into its error, so that the
+		// interceptors see the call end as its caller does.
+		s.interceptor = rpc.ChainUnaryServer(append(slices.Clip(o.interceptors), s.recoverInterceptor)...)
+	}
 	return s
 }
 

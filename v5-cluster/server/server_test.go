@@ -584,7 +584,7 @@ func (b *blockingService) desc() *rpc.ServiceDesc {
 		ServiceName: "test.Blocking",
 		Methods: []rpc.MethodDesc{{
 			MethodName: "Block",
-			Handler: func(_ any, ctx context.Context, _ func(proto.Message) error) (proto.Message, error) {
+			Handler: func(_ any, ctx context.Context, _ func(proto.Message) error, _ rpc.UnaryServerInterceptor) (proto.Message, error) {
 				b.started <- ctx
 				<-b.release
 				return &echo.EchoReply{}, nil

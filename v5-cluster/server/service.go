@@ -106,9 +106,7 @@ func quoteName(name string) string {
 func (s *Server) invoke(ctx context.Context, svc *service, md *rpc.MethodDesc, body []byte) (reply proto.Message, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("rpc: handler panicked", "service", svc.name, "method", md.MethodName,
-				"panic", r, "stack", string(debug.Stack()))
-			reply, err = nil, status.New(codes.Internal, "rpc: the handler panicked; the server logged the details")
+			reply, err = nil, s.panicked(svc.name, md.MethodName, r)
 		}
 	}()
 	dec := func(m proto.Message) error {
@@ -118,5 +116,26 @@ func (s *Server) invoke(ctx context.Context, svc *service, md *rpc.MethodDesc, b
 		}
 		return nil
 	}
-	return md.Handler(svc.impl, ctx, dec)
+	return md.Handler(svc.impl, ctx, dec, s.interceptor)
+}
+
+// panicked logs a handler's panic and its stack, and returns the error
+// that answers the call.
+func (s *Server) panicked(service, method string, r any) error {
+	s.log.Error("rpc: handler panicked", "service", service, "method", method,
+		"panic", r, "stack", string(debug.Stack()))
+	return status.New(codes.Internal, "rpc: the handler panicked; the server logged the details")
+}
+
+// recoverInterceptor is the innermost interceptor of a server that has
+// interceptors: it turns the method's panic into the error invoke would
+// make of it, so that the interceptors around it see that error.
+func (s *Server) recoverInterceptor(ctx context.Context, req proto.Message, info *rpc.UnaryServerInfo, handler rpc.UnaryHandler) (reply proto.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			service, method, _ := rpc.SplitMethod(info.FullMethod)
+			reply, err = nil, s.panicked(service, method, r)
+		}
+	}()
+	return handler(ctx, req)
 }

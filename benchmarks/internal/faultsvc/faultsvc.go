@@ -40,7 +40,7 @@ var Desc = rpc.ServiceDesc{
 	Methods: []rpc.MethodDesc{
 		{
 			MethodName: "Panic",
-			Handler: func(_ any, _ context.Context, dec func(proto.Message) error) (proto.Message, error) {
+			Handler: func(_ any, _ context.Context, dec func(proto.Message) error, _ rpc.UnaryServerInterceptor) (proto.Message, error) {
 				in := new(echo.EchoRequest)
 				if err := dec(in); err != nil {
 					return nil, err

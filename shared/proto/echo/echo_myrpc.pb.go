@@ -93,12 +93,22 @@ func RegisterEchoServer(s rpc.ServiceRegistrar, srv EchoServer) {
 	s.RegisterService(&Echo_ServiceDesc, srv)
 }
 
-func _Echo_Echo_Handler(srv any, ctx context.Context, dec func(proto.Message) error) (proto.Message, error) {
+func _Echo_Echo_Handler(srv any, ctx context.Context, dec func(proto.Message) error, interceptor rpc.UnaryServerInterceptor) (proto.Message, error) {
 	in := new(EchoRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
-	return srv.(EchoServer).Echo(ctx, in)
+	if interceptor == nil {
+		return srv.(EchoServer).Echo(ctx, in)
+	}
+	info := &rpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Echo_Echo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req proto.Message) (proto.Message, error) {
+		return srv.(EchoServer).Echo(ctx, req.(*EchoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 // Echo_ServiceDesc describes the myrpc.echo.Echo service for

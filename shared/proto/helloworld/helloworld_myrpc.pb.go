@@ -93,12 +93,22 @@ func RegisterGreeterServer(s rpc.ServiceRegistrar, srv GreeterServer) {
 	s.RegisterService(&Greeter_ServiceDesc, srv)
 }
 
-func _Greeter_Hello_Handler(srv any, ctx context.Context, dec func(proto.Message) error) (proto.Message, error) {
+func _Greeter_Hello_Handler(srv any, ctx context.Context, dec func(proto.Message) error, interceptor rpc.UnaryServerInterceptor) (proto.Message, error) {
 	in := new(HelloRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
-	return srv.(GreeterServer).Hello(ctx, in)
+	if interceptor == nil {
+		return srv.(GreeterServer).Hello(ctx, in)
+	}
+	info := &rpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Greeter_Hello_FullMethodName,
+	}
+	handler := func(ctx context.Context, req proto.Message) (proto.Message, error) {
+		return srv.(GreeterServer).Hello(ctx, req.(*HelloRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 // Greeter_ServiceDesc describes the myrpc.helloworld.Greeter service for

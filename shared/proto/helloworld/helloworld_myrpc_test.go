@@ -236,7 +236,7 @@ func TestGreeterHandler(t *testing.T) {
 				return tt.dec(m)
 			}
 
-			reply, err := helloworld.Greeter_ServiceDesc.Methods[0].Handler(impl, ctx, dec)
+			reply, err := helloworld.Greeter_ServiceDesc.Methods[0].Handler(impl, ctx, dec, nil)
 
 			if _, ok := decoded.(*helloworld.HelloRequest); !ok {
 				t.Errorf("dec got a %T, want *helloworld.HelloRequest", decoded)
@@ -273,6 +273,61 @@ func TestGreeterHandler(t *testing.T) {
 	}
 }
 
+// TestGreeterHandlerInterceptor: given an interceptor, the handler
+// decodes the request, hands it to the interceptor with the method's info,
+// and the interceptor's handler calls the implementation with the request
+// and context it is given; what the interceptor returns is the answer.
+func TestGreeterHandlerInterceptor(t *testing.T) {
+	impl := &greeter{}
+	dec := func(m proto.Message) error {
+		proto.Merge(m, &helloworld.HelloRequest{Msg: "world"})
+		return nil
+	}
+	var gotReq proto.Message
+	var gotInfo *rpc.UnaryServerInfo
+	ic := func(ctx context.Context, req proto.Message, info *rpc.UnaryServerInfo, handler rpc.UnaryHandler) (proto.Message, error) {
+		gotReq, gotInfo = req, info
+		// The interceptor changes the request and the context on the way
+		// in, and the reply on the way out.
+		reply, err := handler(context.WithValue(ctx, ctxKey{}, "inner"), &helloworld.HelloRequest{Msg: "interceptor"})
+		if err != nil {
+			return nil, err
+		}
+		reply.(*helloworld.HelloReply).Msg += "!"
+		return reply, nil
+	}
+
+	reply, err := helloworld.Greeter_ServiceDesc.Methods[0].Handler(impl, context.Background(), dec, ic)
+	if err != nil {
+		t.Fatalf("handler: %v", err)
+	}
+	if r, ok := gotReq.(*helloworld.HelloRequest); !ok || r.GetMsg() != "world" {
+		t.Errorf("the interceptor got request %v, want the decoded HelloRequest", gotReq)
+	}
+	if gotInfo == nil || gotInfo.FullMethod != helloworld.Greeter_Hello_FullMethodName || gotInfo.Server != impl {
+		t.Errorf("the interceptor got info %+v, want the method's name and the implementation", gotInfo)
+	}
+	if impl.calls != 1 || impl.req.GetMsg() != "interceptor" || impl.ctx.Value(ctxKey{}) != "inner" {
+		t.Errorf("implementation: %d calls, request %v: want 1, with the interceptor's request and context", impl.calls, impl.req)
+	}
+	if got := reply.(*helloworld.HelloReply).GetMsg(); got != "Hello interceptor!" {
+		t.Errorf("reply = %q, want the interceptor's %q", got, "Hello interceptor!")
+	}
+
+	// A request that does not decode never reaches the interceptor.
+	errDecode := errors.New("bad body")
+	called := false
+	_, err = helloworld.Greeter_ServiceDesc.Methods[0].Handler(impl, context.Background(),
+		func(proto.Message) error { return errDecode },
+		func(ctx context.Context, req proto.Message, _ *rpc.UnaryServerInfo, h rpc.UnaryHandler) (proto.Message, error) {
+			called = true
+			return h(ctx, req)
+		})
+	if !errors.Is(err, errDecode) || called {
+		t.Errorf("decode error: err %v, interceptor called %v; want the decode error and no call", err, called)
+	}
+}
+
 // isNil reports whether m is nil or a nil pointer. A handler returns the
 // implementation's (*HelloReply)(nil) as a non-nil proto.Message on error,
 // as grpc-go's handlers do; servers look at the error first.
@@ -300,7 +355,7 @@ func TestUnimplementedGreeterServer(t *testing.T) {
 			name: "embedded, through the handler",
 			call: func() (proto.Message, error) {
 				dec := func(proto.Message) error { return nil }
-				return helloworld.Greeter_ServiceDesc.Methods[0].Handler(unimplemented{}, context.Background(), dec)
+				return helloworld.Greeter_ServiceDesc.Methods[0].Handler(unimplemented{}, context.Background(), dec, nil)
 			},
 		},
 	}

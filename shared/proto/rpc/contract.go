@@ -18,8 +18,11 @@ import (
 
 // MethodHandler runs one method of a service. srv is the implementation
 // that was registered, dec decodes the request body into a message, and the
-// returned message is the reply. Generated code provides one per method.
-type MethodHandler func(srv any, ctx context.Context, dec func(proto.Message) error) (proto.Message, error)
+// returned message is the reply. interceptor, if not nil, runs around the
+// implementation with the decoded request (see UnaryServerInterceptor); a
+// server without interceptors passes nil, and the implementation is called
+// directly. Generated code provides one per method.
+type MethodHandler func(srv any, ctx context.Context, dec func(proto.Message) error, interceptor UnaryServerInterceptor) (proto.Message, error)
 
 // MethodDesc describes one method of a service.
 type MethodDesc struct {

@@ -53,7 +53,7 @@ func (*faults) isFaults() {}
 func faultsMethod(name string, fn func(f *faults, ctx context.Context, req *echo.EchoRequest) (*echo.EchoReply, error)) rpc.MethodDesc {
 	return rpc.MethodDesc{
 		MethodName: name,
-		Handler: func(srv any, ctx context.Context, dec func(proto.Message) error) (proto.Message, error) {
+		Handler: func(srv any, ctx context.Context, dec func(proto.Message) error, _ rpc.UnaryServerInterceptor) (proto.Message, error) {
 			in := new(echo.EchoRequest)
 			if err := dec(in); err != nil {
 				return nil, err

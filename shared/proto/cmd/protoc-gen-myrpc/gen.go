@@ -179,14 +179,26 @@ func genService(g *protogen.GeneratedFile, file *protogen.File, s *protogen.Serv
 	g.P("}")
 	g.P()
 
-	// One handler per method: decode the request, call the implementation.
+	// One handler per method: decode the request, call the implementation,
+	// through the server's interceptor if it has one.
 	for _, m := range s.Methods {
-		g.P("func ", handlerName(s, m), "(srv any, ctx ", ctx, ", dec func(", protoPackage.Ident("Message"), ") error) (", protoPackage.Ident("Message"), ", error) {")
+		message := g.QualifiedGoIdent(protoPackage.Ident("Message"))
+		g.P("func ", handlerName(s, m), "(srv any, ctx ", ctx, ", dec func(", message, ") error, interceptor ", rpcPackage.Ident("UnaryServerInterceptor"), ") (", message, ", error) {")
 		g.P("in := new(", m.Input.GoIdent, ")")
 		g.P("if err := dec(in); err != nil {")
 		g.P("return nil, err")
 		g.P("}")
+		g.P("if interceptor == nil {")
 		g.P("return srv.(", serverName, ").", m.GoName, "(ctx, in)")
+		g.P("}")
+		g.P("info := &", rpcPackage.Ident("UnaryServerInfo"), "{")
+		g.P("Server: srv,")
+		g.P("FullMethod: ", fullMethodConst(s, m), ",")
+		g.P("}")
+		g.P("handler := func(ctx ", ctx, ", req ", message, ") (", message, ", error) {")
+		g.P("return srv.(", serverName, ").", m.GoName, "(ctx, req.(*", m.Input.GoIdent, "))")
+		g.P("}")
+		g.P("return interceptor(ctx, in, info, handler)")
 		g.P("}")
 		g.P()
 	}
