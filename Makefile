@@ -23,8 +23,10 @@ PROTOBUF_VERSION = $(shell cd shared/proto && go list -m -f '{{.Version}}' googl
 KITEX_VERSION = $(shell cd benchmarks && go list -m -f '{{.Version}}' github.com/cloudwego/kitex)
 
 # The Go modules of the workspace and the stages among them.
-MODULES := shared/proto v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch benchmarks
-STAGES := v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch
+MODULES := shared/proto v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch v5-cluster benchmarks
+STAGES := v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch v5-cluster
+# The stages that scripts/run-stage.sh runs, for make smoke.
+RUN_STAGES := v1-basic v2-pool-keepalive v3-async-mux v4-epoll-batch
 
 # A count of inputs, not a duration: with a duration, Go 1.26's fuzzing
 # coordinator can fail a healthy target with "context deadline exceeded" at
@@ -84,11 +86,11 @@ gowork-off: ## build and vet each stage, and the benchmarks, on its own (GOWORK=
 	@cd benchmarks && GOWORK=off go test -count=1 ./internal/impls/
 
 .PHONY: cross
-cross: ## build V4 for macOS and Windows, where it falls back to the V3 transport
-	@cd v4-epoll-batch && GOOS=darwin GOARCH=arm64 go build ./... && GOOS=windows GOARCH=amd64 go build ./... && echo "cross: v4-epoll-batch builds for darwin and windows"
+cross: ## build V4 and V5 for macOS and Windows, where they fall back to the V3 transport
+	@for m in v4-epoll-batch v5-cluster; do (cd $$m && GOOS=darwin GOARCH=arm64 go build ./... && GOOS=windows GOARCH=amd64 go build ./... && echo "cross: $$m builds for darwin and windows"); done
 
 .PHONY: interop
-interop: ## every stage's client against every stage's server: the 16 pairs
+interop: ## every stage's client against every stage's server: the 25 pairs
 	@cd benchmarks && go run ./cmd/interop
 
 .PHONY: ladder
@@ -118,7 +120,7 @@ fuzz-long: ## run every fuzz target for FUZZLONG (default 10m) each: about 3 hou
 
 .PHONY: smoke
 smoke: ## run every run-vN and check that it exits 0
-	@for s in $(STAGES); do echo "== smoke $$s"; scripts/run-stage.sh $$s >/dev/null; done
+	@for s in $(RUN_STAGES); do echo "== smoke $$s"; scripts/run-stage.sh $$s >/dev/null; done
 
 .PHONY: lint
 lint: $(BIN)/staticcheck ## gofmt -l, go vet, staticcheck
@@ -208,7 +210,7 @@ bench-quick: ## smoke test of the benchmark harness: every implementation, 64 B,
 # The stage pairs whose diffs are committed under docs/diffs/: for each,
 # the code (vA-to-vB.diff) and the tests (vA-to-vB.tests.diff), and the
 # diffstat at the top of the later stage's chapter, made from the two.
-DIFFS := v1-to-v2 v2-to-v3 v3-to-v4
+DIFFS := v1-to-v2 v2-to-v3 v3-to-v4 v4-to-v5
 
 .PHONY: diff
 diff: ## print the diff between two stages, code then tests: make diff FROM=v1 TO=v2

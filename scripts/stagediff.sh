@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # stagediff.sh FROM TO [code|tests|all]: prints the diff between two stages
-# (v1..v4) with their module paths normalised (myrpc/vN-name becomes
+# (v1..v5) with their module paths normalised (myrpc/vN-name becomes
 # myrpc/STAGE), so that import lines that differ only in the stage's name
 # do not hide the change. go.mod and go.sum are left out.
 #
@@ -27,7 +27,8 @@ folder() {
     v2) echo v2-pool-keepalive ;;
     v3) echo v3-async-mux ;;
     v4) echo v4-epoll-batch ;;
-    *) echo "unknown stage $1 (want v1..v4)" >&2; exit 2 ;;
+    v5) echo v5-cluster ;;
+    *) echo "unknown stage $1 (want v1..v5)" >&2; exit 2 ;;
   esac
 }
 from=$(folder "${1:?usage: stagediff.sh FROM TO [code|tests|all]}")
