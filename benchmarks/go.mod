@@ -17,6 +17,7 @@ require (
 	myrpc/v2-pool-keepalive v0.0.0
 	myrpc/v3-async-mux v0.0.0
 	myrpc/v4-epoll-batch v0.0.0
+	myrpc/v5-cluster v0.0.0
 	trpc.group/trpc-go/tnet v1.0.1
 	trpc.group/trpc-go/trpc-go v1.0.3
 )
@@ -73,13 +74,13 @@ require (
 	github.com/valyala/fasthttp v1.43.0 // indirect
 	go.uber.org/atomic v1.9.0 // indirect
 	go.uber.org/automaxprocs v1.3.0 // indirect
-	go.uber.org/multierr v1.6.0 // indirect
-	go.uber.org/zap v1.24.0 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.27.1 // indirect
 	golang.org/x/arch v0.14.0 // indirect
 	golang.org/x/image v0.30.0 // indirect
-	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sync v0.23.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
@@ -92,4 +93,5 @@ replace (
 	myrpc/v2-pool-keepalive => ../v2-pool-keepalive
 	myrpc/v3-async-mux => ../v3-async-mux
 	myrpc/v4-epoll-batch => ../v4-epoll-batch
+	myrpc/v5-cluster => ../v5-cluster
 )

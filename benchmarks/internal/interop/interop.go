@@ -1,7 +1,8 @@
 // Package interop checks that every stage's client can call every stage's
-// server: all four speak one wire protocol, so the sixteen pairs must all
-// work, including a V1 server, which closes every connection after one
-// response, under the pooled and multiplexed clients of V2 to V4.
+// server: all five speak one wire protocol, so the twenty-five pairs must
+// all work, including a V1 server, which closes every connection after one
+// response, under the pooled and multiplexed clients of V2 to V5, and a V5
+// server and client, which old clients and servers know only by address.
 package interop
 
 import (
@@ -30,6 +31,8 @@ import (
 	s3 "myrpc/v3-async-mux/server"
 	c4 "myrpc/v4-epoll-batch/client"
 	s4 "myrpc/v4-epoll-batch/server"
+	c5 "myrpc/v5-cluster/client"
+	s5 "myrpc/v5-cluster/server"
 )
 
 // maxFrame is the servers' frame limit here: small, so that a request over
@@ -59,7 +62,7 @@ type Stage struct {
 	NewClient       func(addr string, log *slog.Logger) Client
 }
 
-// Stages are the four stages, in order.
+// Stages are the five stages, in order.
 var Stages = []Stage{
 	{"v1", false,
 		func(l *slog.Logger) Server { return s1.New(s1.WithLogger(l), s1.WithMaxFrameSize(maxFrame)) },
@@ -73,6 +76,9 @@ var Stages = []Stage{
 	{"v4", true,
 		func(l *slog.Logger) Server { return s4.New(s4.WithLogger(l), s4.WithMaxFrameSize(maxFrame)) },
 		func(a string, l *slog.Logger) Client { return c4.New(a, c4.WithLogger(l)) }},
+	{"v5", true,
+		func(l *slog.Logger) Server { return s5.New(s5.WithLogger(l), s5.WithMaxFrameSize(maxFrame)) },
+		func(a string, l *slog.Logger) Client { return c5.New(a, c5.WithLogger(l)) }},
 }
 
 // Result is the outcome of one pair.
@@ -89,7 +95,7 @@ func (r Result) String() string {
 }
 
 // Run checks every client stage against every server stage and returns
-// the sixteen results, server by server.
+// the twenty-five results, server by server.
 func Run(ctx context.Context, log *slog.Logger) ([]Result, error) {
 	var results []Result
 	for _, ss := range Stages {

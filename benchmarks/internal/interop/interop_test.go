@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
-// TestInterop runs the sixteen pairs: every client stage against every
+// TestInterop runs the twenty-five pairs: every client stage against every
 // server stage.
 func TestInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -22,8 +22,8 @@ func TestInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != 16 {
-		t.Fatalf("%d pairs, want 16", len(results))
+	if len(results) != 25 {
+		t.Fatalf("%d pairs, want 25", len(results))
 	}
 	for _, r := range results {
 		t.Log(r)
