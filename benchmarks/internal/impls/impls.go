@@ -124,7 +124,7 @@ type Impl struct {
 }
 
 // order is the order of the tables, the chart and the default -impls.
-var order = []string{"v1", "v2", "v3", "v4", "kitex", "kitex-mux", "trpc", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
+var order = []string{"v1", "v2", "v3", "v4", "v5", "kitex", "kitex-mux", "trpc", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 
 var registry = map[string]Impl{}
 

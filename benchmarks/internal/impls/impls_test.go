@@ -85,7 +85,7 @@ func serve(t *testing.T, im Impl) (addr string, stop func() error) {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"v1", "v2", "v3", "v4", "kitex", "kitex-mux", "trpc", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
+	want := []string{"v1", "v2", "v3", "v4", "v5", "kitex", "kitex-mux", "trpc", "grpc", "netrpc", "raw-conn", "raw-pool", "raw-pipe"}
 	got := Names()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
@@ -160,7 +160,7 @@ func TestEcho(t *testing.T) {
 // the next call), that a server without it does not know the method, and
 // that the stage's client offers its Invoker.
 func TestFaults(t *testing.T) {
-	for _, name := range []string{"v1", "v2", "v3", "v4"} {
+	for _, name := range []string{"v1", "v2", "v3", "v4", "v5"} {
 		t.Run(name, func(t *testing.T) {
 			im, _ := Lookup(name)
 			for _, faults := range []bool{true, false} {
