@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +34,18 @@ func newTest(t *testing.T, cfg Config, addrs ...string) *Balancer {
 	if addrs != nil {
 		b.Update(addrs)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() {
+		closed := make(chan struct{})
+		go func() {
+			b.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Error("Close waited 5 s: the test left a call in flight")
+		}
+	})
 	return b
 }
 
@@ -45,6 +57,16 @@ func pick(t *testing.T, b *Balancer) *Endpoint {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// release returns a function that ends e's call, once; it runs when the
+// test ends too, so that a test that fails leaves no call for Close to
+// wait for.
+func release(t *testing.T, e *Endpoint) func() {
+	var once sync.Once
+	done := func() { once.Do(e.Done) }
+	t.Cleanup(done)
+	return done
 }
 
 // stats returns the counters of the endpoint at addr.
@@ -91,14 +113,16 @@ func TestRoundRobin(t *testing.T) {
 func TestP2CTakesTheLessBusy(t *testing.T) {
 	b := newTest(t, Config{}, "a:1", "b:1")
 	busy := pick(t, b) // in flight until the end
+	busyDone := release(t, busy)
 	for range 100 {
 		e := pick(t, b)
 		if e == busy {
+			e.Done()
 			t.Fatalf("picked %s, which has a call in flight, over an idle endpoint", e.Addr())
 		}
 		e.Done()
 	}
-	busy.Done()
+	busyDone()
 	// Even: both get calls.
 	n := map[string]int{}
 	for range 200 {
@@ -116,28 +140,24 @@ func TestP2CTakesTheLessBusy(t *testing.T) {
 func TestP2CSpreadsOverMany(t *testing.T) {
 	addrs := []string{"a:1", "b:1", "c:1", "d:1"}
 	b := newTest(t, Config{}, addrs...)
-	var held []*Endpoint
 	for range 5 {
 		e := pick(t, b)
 		if e.Addr() != "a:1" {
 			e.Done()
 			continue
 		}
-		held = append(held, e)
+		release(t, e)
 	}
 	n := map[string]int{}
 	for range 400 {
 		e := pick(t, b)
 		n[e.Addr()]++
-		held = append(held, e) // calls that stay in flight
+		release(t, e) // a call that stays in flight
 	}
 	for _, a := range addrs {
 		if n[a] < 50 {
 			t.Fatalf("400 picks went %v: %s got fewer than 50", n, a)
 		}
-	}
-	for _, e := range held {
-		e.Done()
 	}
 }
 
@@ -173,6 +193,7 @@ func TestPickWaitsForTheFirstUpdate(t *testing.T) {
 func TestUpdateRemoves(t *testing.T) {
 	b := newTest(t, Config{Policy: RoundRobin}, "a:1", "b:1")
 	a := pick(t, b)
+	aDone := release(t, a)
 	bb := pick(t, b)
 	bb.Done()
 	if a.Addr() != "a:1" {
@@ -192,13 +213,17 @@ func TestUpdateRemoves(t *testing.T) {
 	if s := stats(t, b, "a:1"); !s.Removed || s.InFlight != 1 {
 		t.Fatalf("the removed endpoint: %+v, want removed with its call in flight", s)
 	}
-	// Its connections stay while the call is in flight.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if _, err := a.Conns().Pick(ctx); errors.Is(err, mux.ErrClosed) {
-		t.Fatal("the removed endpoint's connections closed while a call was in flight")
+	// Its connections stay while the call is in flight. (They close on a
+	// goroutine of their own: watch them a while.)
+	for end := time.Now().Add(20 * time.Millisecond); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := a.Conns().Pick(ctx)
+		cancel()
+		if errors.Is(err, mux.ErrClosed) {
+			t.Fatal("the removed endpoint's connections closed while a call was in flight")
+		}
 	}
-	a.Done()
+	aDone()
 	waitFor(t, "the removed endpoint's connections to close", func() bool {
 		_, err := a.Conns().Pick(context.Background())
 		return errors.Is(err, mux.ErrClosed)
