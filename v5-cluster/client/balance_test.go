@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/echo"
+	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/balancer"
 	"myrpc/v5-cluster/mux"
@@ -340,5 +344,64 @@ func TestTargets(t *testing.T) {
 	wantCode(t, err, codes.Unavailable)
 	if !errors.Is(err, balancer.ErrNoEndpoints) {
 		t.Fatalf("%v, want ErrNoEndpoints", err)
+	}
+}
+
+// TestResendAvoidsTheServer: a request that a server closed its
+// connection on without reading it goes again to another server, not to
+// a new connection to the same one.
+func TestResendAvoidsTheServer(t *testing.T) {
+	_, live := startServers(t, 1)
+	for round := range 8 {
+		// A server that holds the requests until one says "mark", then
+		// answers that one with the mark and closes, once the test says
+		// so; on a new connection it answers every request.
+		release := make(chan struct{})
+		var once sync.Once
+		open := func() { once.Do(func() { close(release) }) }
+		fake := newFakeServer(t, func(w io.Writer, r received) bool {
+			var req helloworld.HelloRequest
+			if err := proto.Unmarshal(r.body, &req); err != nil {
+				return false
+			}
+			switch {
+			case r.conn > 0:
+				w.Write(okFrame(r.seq, "answered by the server that did not read it"))
+				return true
+			case req.Msg != "mark":
+				return true
+			}
+			<-release
+			w.Write(respFrame(r.seq, &meta.ResponseMeta{
+				Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
+			}, &helloworld.HelloReply{Msg: "marked"}))
+			return false
+		})
+		t.Cleanup(open) // before the fake server's close, which waits for it
+		r := newTestResolver(fake.addr)
+		c := newTestClient(t, "test:///svc", WithResolver(r), WithMux(mux.Config{MaxConns: 1}))
+		victim := make(chan *helloworld.HelloReply, 1)
+		go func() {
+			rep, err := hello(context.Background(), c, "victim")
+			if err != nil {
+				t.Errorf("round %d: the call the server did not read: %v", round, err)
+			}
+			victim <- rep
+		}()
+		fake.request(t)
+		marked := make(chan error, 1)
+		go func() {
+			_, err := hello(context.Background(), c, "mark")
+			marked <- err
+		}()
+		fake.request(t)
+		r.set(fake.addr, live[0])
+		open()
+		if err := <-marked; err != nil {
+			t.Fatal(err)
+		}
+		if rep := <-victim; rep == nil || rep.Msg != "Hello victim" {
+			t.Fatalf("round %d: the call the server did not read got %v, want the other server's answer", round, rep)
+		}
 	}
 }
