@@ -224,6 +224,9 @@ func (b *Balancer) pick(eps []*Endpoint, tried []*Endpoint) (*Endpoint, error) {
 	if len(eps) == 0 {
 		return nil, ErrNoEndpoints
 	}
+	if len(eps) == 1 && len(tried) == 0 {
+		return eps[0], nil // ejected or not: there is no other
+	}
 	now := time.Now().UnixNano()
 	// The endpoints neither tried nor ejected; the ejected one that comes
 	// back first, if they are all ejected.

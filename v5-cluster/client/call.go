@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -108,9 +109,9 @@ func (cl *call) send(counted bool) {
 	att := &attempt{n: cl.attempts}
 	cl.cur = att
 	lastErr := cl.lastErr
-	var tried []*balancer.Endpoint
-	if !counted && cl.notRead != nil {
-		tried = append(tried, cl.notRead)
+	var avoid *balancer.Endpoint
+	if !counted {
+		avoid = cl.notRead
 	}
 	cl.mu.Unlock()
 	if (att.n > 1 || !counted) && cl.c.closed.Load() {
@@ -129,13 +130,20 @@ func (cl *call) send(counted bool) {
 		copy(frame[:4], cl.frame[:4])
 		copy(frame[8:], cl.frame[8:])
 	}
-	// dialErr is the error of the latest dial that failed; the request
-	// then goes to a server not tried yet, if there is one.
+	// tried lists the servers whose dial failed, and dialErr is the
+	// latest such error: the request goes to a server not tried yet, if
+	// there is one. A request sent again avoids the server that did not
+	// read it, unless no other is left.
+	var tried []*balancer.Endpoint
 	var dialErr error
 	for picks := 0; ; {
-		ep, err := cl.c.lb.Pick(cl.ctx, tried)
-		if errors.Is(err, balancer.ErrAllTried) && dialErr == nil {
-			tried = nil // the server that did not read it is the only one
+		exclude := tried
+		if avoid != nil {
+			exclude = append(slices.Clip(tried), avoid)
+		}
+		ep, err := cl.c.lb.Pick(cl.ctx, exclude)
+		if errors.Is(err, balancer.ErrAllTried) && avoid != nil {
+			avoid = nil
 			continue
 		}
 		if err != nil {
