@@ -121,25 +121,28 @@ func (b *Balancer) Update(addrs []string) {
 	if b.closed {
 		return
 	}
-	var old []*Endpoint
+	old := make(map[string]*Endpoint)
 	if p := b.eps.Load(); p != nil {
-		old = *p
+		for _, e := range *p {
+			old[e.addr] = e
+		}
 	}
 	eps := make([]*Endpoint, 0, len(addrs))
+	kept := make(map[string]bool, len(addrs))
 	for _, addr := range addrs {
-		if slices.ContainsFunc(eps, func(e *Endpoint) bool { return e.addr == addr }) {
+		if kept[addr] {
 			continue
 		}
-		i := slices.IndexFunc(old, func(e *Endpoint) bool { return e.addr == addr })
-		if i >= 0 {
-			eps = append(eps, old[i])
+		kept[addr] = true
+		if e, ok := old[addr]; ok {
+			eps = append(eps, e)
 		} else {
 			eps = append(eps, b.newEndpoint(addr))
 		}
 	}
 	b.eps.Store(&eps)
-	for _, e := range old {
-		if !slices.Contains(eps, e) {
+	for addr, e := range old {
+		if !kept[addr] {
 			b.removeLocked(e)
 		}
 	}
@@ -271,8 +274,9 @@ func (b *Balancer) pick(eps []*Endpoint, tried []*Endpoint) (*Endpoint, error) {
 // Stats describes one endpoint.
 type Stats struct {
 	Addr string
-	// InFlight is the calls in flight on it; Picked counts the times a
-	// call was sent to it, and Ejections the times it was ejected.
+	// InFlight is the calls in flight on it; Picked counts the times
+	// Pick chose it, and Ejections the times it was ejected. EjectedFor
+	// is what is left of its ejection, 0 if it is not ejected.
 	InFlight   int
 	Picked     uint64
 	Ejections  uint64
