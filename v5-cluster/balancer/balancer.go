@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -44,7 +45,8 @@ var ErrNoEndpoints = errors.New("rpc: no server address")
 var ErrAllTried = errors.New("rpc: every server address has been tried")
 
 // Config sets a Balancer's policy, its ejection back-off and the
-// connections of its endpoints. A zero field means its default.
+// connections of its endpoints. A zero field means its default. Ejections
+// are logged at Info to Mux.Logger.
 type Config struct {
 	// Policy is P2C or RoundRobin. Default: P2C.
 	Policy string
@@ -86,6 +88,7 @@ func (c Config) withDefaults() Config {
 // Balancer picks the endpoint of each call. It is safe for concurrent use.
 type Balancer struct {
 	cfg Config
+	log *slog.Logger
 	// eps is the current set of endpoints, replaced whole by Update: Pick
 	// reads it without a lock.
 	eps atomic.Pointer[[]*Endpoint]
@@ -109,7 +112,12 @@ type Balancer struct {
 // New returns a balancer with no endpoint: Pick waits for the first
 // Update.
 func New(cfg Config) *Balancer {
-	return &Balancer{cfg: cfg.withDefaults(), ready: make(chan struct{}), gone: make(map[*Endpoint]bool)}
+	cfg = cfg.withDefaults()
+	log := cfg.Mux.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Balancer{cfg: cfg, log: log, ready: make(chan struct{}), gone: make(map[*Endpoint]bool)}
 }
 
 // Update replaces the set of addresses. A new address becomes an endpoint;
@@ -141,6 +149,7 @@ func (b *Balancer) Update(addrs []string) {
 		}
 	}
 	b.eps.Store(&eps)
+	b.log.Debug("rpc: server addresses", "addrs", addrs)
 	for addr, e := range old {
 		if !kept[addr] {
 			b.removeLocked(e)

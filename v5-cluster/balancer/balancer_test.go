@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -29,6 +30,9 @@ func newTest(t *testing.T, cfg Config, addrs ...string) *Balancer {
 	t.Helper()
 	if cfg.Mux.Dial == nil {
 		cfg.Mux.Dial = refuse
+	}
+	if cfg.Mux.Logger == nil {
+		cfg.Mux.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := New(cfg)
 	if addrs != nil {

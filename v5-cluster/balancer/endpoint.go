@@ -81,6 +81,7 @@ func (e *Endpoint) Failed() {
 	d := e.b.cfg.backoff(int(n))
 	e.ejectedUntil.Store(now.Add(d).UnixNano())
 	e.ejections.Add(1)
+	e.b.log.Info("rpc: server ejected", "addr", e.addr, "for", d, "failures", n)
 }
 
 // OK reports that a response came from the endpoint: its next failure
