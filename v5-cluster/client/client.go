@@ -29,10 +29,12 @@ import (
 // ErrClientClosed is wrapped by the error of a call made after Close.
 var ErrClientClosed = errors.New("rpc: client closed")
 
-// Client calls the servers of a target. It implements rpc.Invoker and rpc.AsyncInvoker,
-// so generated stubs take it: helloworld.NewGreeterClient(client.New(addr))
-// and helloworld.NewGreeterAsyncClient(...). It is safe for concurrent use;
-// its calls share a few connections, many in flight on each.
+// Client calls the servers of a target. It implements rpc.Invoker and
+// rpc.AsyncInvoker, so generated stubs take it:
+// helloworld.NewGreeterClient(client.New(addr)) and
+// helloworld.NewGreeterAsyncClient(...). It is safe for concurrent use;
+// its calls to each server share a few connections, many in flight on
+// each.
 type Client struct {
 	target string
 	opts   options
