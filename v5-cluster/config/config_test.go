@@ -112,6 +112,11 @@ func TestParseValid(t *testing.T) {
 		{name: "no jitter", in: "client:\n  retry:\n    attempts: 3\n    jitter: 0\n", want: config.Config{Client: config.Client{Retry: config.Retry{Attempts: 3}}}},
 		{name: "empty mux and retry sections", in: "client:\n  mux:\n  retry:\n"},
 		{
+			name: "a service's servers, round-robin",
+			in:   "client:\n  target: etcd:///myrpc.helloworld.Greeter\n  balancer: round_robin\n",
+			want: config.Config{Client: config.Client{Target: "etcd:///myrpc.helloworld.Greeter", Balancer: "round_robin"}},
+		},
+		{
 			name: "empty trailing documents",
 			in:   "client:\n  timeout: 1s\n---\n---\n# end\n",
 			want: config.Config{Client: config.Client{Timeout: time.Second}},
@@ -164,6 +169,9 @@ func TestParseInvalid(t *testing.T) {
 			"    - {name: a.B, address: 127.0.0.1:1}",
 			"    - {name: c.D, address: nowhere}"), []string{"server.services[1]", "c.D", "address"}},
 		{"bad client target", "client:\n  target: localhost\n", []string{"client.target"}},
+		{"target without a scheme", "client:\n  target: :///svc\n", []string{"client.target", "scheme:///name"}},
+		{"target without a name", "client:\n  target: etcd:///\n", []string{"client.target", "scheme:///name"}},
+		{"unknown balancer", "client:\n  balancer: random\n", []string{"client.balancer", "random"}},
 		{"duration without unit", "server:\n  frame_timeout: 10\n", []string{"10"}},
 		{"duration with bad unit", "client:\n  timeout: 1d\n", []string{"1d"}},
 		{"number as words", "server:\n  max_conns: lots\n", []string{"lots"}},
@@ -403,7 +411,7 @@ func TestLoadRepoConfig(t *testing.T) {
 		Server: c.Server,
 		Client: config.Client{Target: "127.0.0.1:8001", Timeout: 30 * time.Second, DialTimeout: 5 * time.Second, MaxFrameBytes: 4 << 20,
 			Mux:   config.Mux{MaxConns: 4, MaxStreams: 1024, IdleTimeout: 30 * time.Second, WaitTimeout: time.Second},
-			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}},
+			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}, Balancer: "p2c"},
 	}
 	want.Server.MaxFrameBytes = 4 << 20
 	want.Server.FrameTimeout = 10 * time.Second
