@@ -33,6 +33,7 @@ var stages = []struct{ name, dir string }{
 	{"V2", "v2-pool-keepalive"},
 	{"V3", "v3-async-mux"},
 	{"V4", "v4-epoll-batch"},
+	{"V5", "v5-cluster"},
 }
 
 // cell is one row's result on one stage.

@@ -99,6 +99,11 @@ func rows() []row {
 		{30, "peer_stops_reading_while_calls_queue", "the peer stops reading while calls are queued to write", always, testR30PeerStopsReading},
 		{31, "all_connections_retired_while_calls_drain", "every connection of a multiplexing client retired (server shutdown) while slow calls drain", needsMux, testR31AllRetired},
 		{32, "name_too_long_to_echo", "a name so long that echoing it overflows the reply's meta", always, testR32LongName},
+		{33, "registry_down", "registry down: calls go on with the servers the client knows", needsCluster, testR33RegistryDown},
+		{34, "lease_expiry", "a server's lease ends: its address leaves the registry and the client stops calling it", needsCluster, testR34LeaseExpiry},
+		{35, "server_crash", "a server crashes: calls it had may fail, calls never sent go to the others", needsCluster, testR35ServerCrash},
+		{36, "server_drain", "a server drains (SIGTERM): no call fails", needsCluster, testR36ServerDrain},
+		{37, "registry_member_lost", "a three-member registry loses a member: no call fails", needsCluster, testR37MemberLost},
 	}
 }
 
@@ -136,7 +141,11 @@ func RunReliability(t *testing.T, stage Stage) {
 			if r.fn == nil {
 				t.Fatalf("row %d applies to %s but has no test", r.num, stage.Name)
 			}
-			if !isChild() {
+			switch {
+			case isChild():
+			case stage.Cluster != nil && r.num >= 33:
+				checkClusterLeaks(t, stage.Cluster.LeakWait)
+			default:
 				checkLeaks(t)
 			}
 			r.fn(t, stage)

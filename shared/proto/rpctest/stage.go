@@ -93,4 +93,9 @@ type Stage struct {
 	// given attempts (a short backoff), the call marked idempotent or not,
 	// and each attempt bounded by perAttempt if it is not 0.
 	RetryOptions func(attempts int, idempotent bool, perAttempt time.Duration) []rpc.CallOption
+
+	// Cluster, for a stage whose clients find their servers in a registry
+	// and spread calls over them (V5), runs the cluster rows; nil for the
+	// others.
+	Cluster *Cluster
 }
