@@ -1,7 +1,7 @@
 // Command benchserver is the server side of every implementation the
 // benchmarks compare, one per process:
 //
-//	benchserver -impl NAME -addr HOST:PORT [-cpu N] [-faults] [-cpuprofile FILE]
+//	benchserver -impl NAME -addr HOST:PORT [-cpu N] [-faults] [-delay D] [-cpuprofile FILE]
 //
 // It prints "READY <addr>" on standard output once it listens. On SIGTERM
 // or SIGINT it stops, prints "STATS {json}" if the implementation counts its

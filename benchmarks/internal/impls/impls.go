@@ -44,6 +44,11 @@ type Options struct {
 	// of package faultsvc too, whose Panic method panics. The soak test
 	// calls it; other servers ignore Faults.
 	Faults bool
+
+	// Delay, for the servers of the myrpc stages, makes the Echo handler
+	// wait this long before it answers every call, as a slow server of a
+	// cluster would (the cluster scenario); other servers ignore it.
+	Delay time.Duration
 }
 
 func (o Options) logger() *slog.Logger {
@@ -121,6 +126,11 @@ type Impl struct {
 	NewServer func(Options) (Server, error)
 	// NewClient returns a client of the server at addr.
 	NewClient func(addr string, o Options) (Client, error)
+
+	// NewClusterClient, for a stage that balances (V5), returns one client
+	// of all the servers at addrs, which spreads the calls over them by
+	// policy ("p2c" or "round_robin"); nil for the others.
+	NewClusterClient func(addrs []string, policy string, o Options) (Client, error)
 }
 
 // order is the order of the tables, the chart and the default -impls.

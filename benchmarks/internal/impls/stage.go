@@ -19,15 +19,34 @@ type stageServer interface {
 	Shutdown(ctx context.Context) error
 }
 
-// newStageServer registers the Echo service every stage serves with s, and
-// with o.Faults the faultsvc service, and returns it as a Server. errClosed
-// is what the stage's Serve returns after Shutdown.
+// newStageServer registers the Echo service every stage serves with s (its
+// handler waiting o.Delay first, if set), and with o.Faults the faultsvc
+// service, and returns it as a Server. errClosed is what the stage's Serve
+// returns after Shutdown.
 func newStageServer(s stageServer, errClosed error, o Options) Server {
-	echo.RegisterEchoServer(s, services.Echo{})
+	if o.Delay > 0 {
+		echo.RegisterEchoServer(s, slowEcho{o.Delay})
+	} else {
+		echo.RegisterEchoServer(s, services.Echo{})
+	}
 	if o.Faults {
 		faultsvc.Register(s)
 	}
 	return &stageSrv{s: s, errClosed: errClosed}
+}
+
+// slowEcho is services.Echo after a wait of d.
+type slowEcho struct{ d time.Duration }
+
+func (e slowEcho) Echo(ctx context.Context, req *echo.EchoRequest) (*echo.EchoReply, error) {
+	t := time.NewTimer(e.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return services.Echo{}.Echo(ctx, req)
 }
 
 type stageSrv struct {

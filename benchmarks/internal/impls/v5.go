@@ -3,6 +3,7 @@ package impls
 import (
 	"myrpc/v5-cluster/client"
 	"myrpc/v5-cluster/mux"
+	"myrpc/v5-cluster/resolver"
 	"myrpc/v5-cluster/server"
 )
 
@@ -23,6 +24,15 @@ func init() {
 				opts = append(opts, client.WithMux(mux.Config{MaxConns: o.MaxConns}))
 			}
 			c := client.New(addr, opts...)
+			return newStageClient(c, c.Close), nil
+		},
+		NewClusterClient: func(addrs []string, policy string, o Options) (Client, error) {
+			opts := []client.Option{client.WithLogger(o.logger()), client.WithBalancer(policy),
+				client.WithResolver(resolver.Static(addrs...))}
+			if o.MaxConns > 0 {
+				opts = append(opts, client.WithMux(mux.Config{MaxConns: o.MaxConns}))
+			}
+			c := client.New("static:///bench", opts...)
 			return newStageClient(c, c.Close), nil
 		},
 	})

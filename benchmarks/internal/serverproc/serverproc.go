@@ -50,6 +50,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file: from the READY line to SIGTERM or SIGINT")
 	cpuProfileHz := fs.Int("cpuprofile-hz", 0, "with -cpuprofile, samples per second (0: runtime/pprof's 100)")
 	faults := fs.Bool("faults", false, "serve the faultsvc service too (a myrpc stage's server only), as the soak test does")
+	delay := fs.Duration("delay", 0, "make every Echo call wait this long first (a myrpc stage's server only), as the slow server of the cluster scenario does")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,7 +76,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		log.Error("benchserver: unknown -impl", "impl", *impl, "known", impls.Names())
 		return 2
 	}
-	if err := run(im, impls.Options{Logger: log, Faults: *faults}, *addr, *cpuProfile, *cpuProfileHz, stdout, log); err != nil {
+	if err := run(im, impls.Options{Logger: log, Faults: *faults, Delay: *delay}, *addr, *cpuProfile, *cpuProfileHz, stdout, log); err != nil {
 		log.Error("benchserver failed", "impl", im.Name, "err", err)
 		return 1
 	}
