@@ -19,6 +19,9 @@ const (
 	// KindHOL is the head-of-line scenario: many fast callers and a few
 	// slow ones; the row measures the fast calls only.
 	KindHOL = "hol"
+	// KindCluster is the cluster scenario: one client spreading its calls
+	// over several servers, one of them slow, by a balancing policy.
+	KindCluster = "cluster"
 )
 
 // Machine describes where a run happened.
@@ -115,6 +118,16 @@ type Row struct {
 	// MaxConns is the connection budget of a head-of-line row's client.
 	MaxConns int `json:"max_conns,omitempty"`
 
+	// Policy, Servers and Killed describe a cluster row: the client's
+	// balancing policy, the servers it spread its calls over (the first
+	// of them holding every call for SlowDelayMs), and how many of them
+	// were killed halfway through the window. SlowerCalls counts the calls
+	// that took at least SlowDelayMs.
+	Policy      string `json:"policy,omitempty"`
+	Servers     int    `json:"servers,omitempty"`
+	Killed      int    `json:"killed,omitempty"`
+	SlowerCalls uint64 `json:"slower_calls,omitempty"`
+
 	Failed     bool   `json:"failed,omitempty"`
 	FailReason string `json:"fail_reason,omitempty"`
 
@@ -204,12 +217,13 @@ func Aggregate(reps []Row) Row {
 	out.FramesPerWrite = med(func(r Row) float64 { return r.FramesPerWrite })
 	out.WindowS = med(func(r Row) float64 { return r.WindowS })
 	out.OtherCPUPct = med(func(r Row) float64 { return r.OtherCPUPct })
-	out.Calls, out.Errors, out.ClientGCs = 0, 0, 0
+	out.Calls, out.Errors, out.ClientGCs, out.SlowerCalls = 0, 0, 0, 0
 	out.ErrorSamples = nil
 	failed := 0
 	for _, r := range reps {
 		out.Calls += r.Calls
 		out.Errors += r.Errors
+		out.SlowerCalls += r.SlowerCalls
 		out.ClientGCs += r.ClientGCs
 		if len(out.ErrorSamples) == 0 {
 			out.ErrorSamples = r.ErrorSamples

@@ -1,0 +1,51 @@
+package runner
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"myrpc/benchmarks/internal/results"
+)
+
+// TestRunCluster runs the cluster scenario end to end: three server
+// processes, the first slow, one client over all of them, under both
+// policies, and once with a server killed halfway.
+func TestRunCluster(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Duration = 600 * time.Millisecond
+	const slow = 20 * time.Millisecond
+	for _, c := range []ClusterCase{
+		{Impl: "v5", Policy: "round_robin", Servers: 3, SlowDelay: slow, Callers: 6, Payload: 64},
+		{Impl: "v5", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 6, Payload: 64},
+		{Impl: "v5", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 6, Payload: 64, Kill: true},
+	} {
+		t.Run(c.String(), func(t *testing.T) {
+			r := RunCluster(context.Background(), cfg, c)
+			if r.Failed {
+				t.Fatalf("failed: %s", r.FailReason)
+			}
+			if r.Kind != results.KindCluster || r.Policy != c.Policy || r.Servers != 3 || r.SlowDelayMs != 20 || r.Callers != 6 {
+				t.Errorf("row names the wrong case: %+v", r)
+			}
+			if c.Kill != (r.Killed == 1) {
+				t.Errorf("killed %d, want the kill %v", r.Killed, c.Kill)
+			}
+			if r.Calls == 0 || r.QPS <= 0 || !(0 < r.P50US && r.P50US <= r.P99US) {
+				t.Errorf("calls %d, QPS %v, p50 %v, p99 %v", r.Calls, r.QPS, r.P50US, r.P99US)
+			}
+			if !c.Kill && r.Errors != 0 {
+				t.Errorf("%d errors without a kill: %v", r.Errors, r.ErrorSamples)
+			}
+			// Round-robin sends every third call to the slow server; a
+			// share far below that means it was not slow.
+			if c.Policy == "round_robin" && float64(r.SlowerCalls) < 0.2*float64(r.Calls) {
+				t.Errorf("%d of %d calls took the slow server's %v", r.SlowerCalls, r.Calls, slow)
+			}
+			t.Logf("%d calls, %d took %v or more, %d errors %v; p50 %.0f µs, p99 %.0f µs", r.Calls, r.SlowerCalls, slow, r.Errors, r.ErrorSamples, r.P50US, r.P99US)
+		})
+	}
+	if r := RunCluster(context.Background(), cfg, ClusterCase{Impl: "v4", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 1}); !r.Failed {
+		t.Error("a cluster of v4, which has no client of many servers, did not fail")
+	}
+}
