@@ -46,16 +46,22 @@ type options struct {
 	server   string
 	doc      string
 
-	// scenarios are the parts of the run: matrix, burst, hol.
+	// scenarios are the parts of the run: matrix, burst, hol, cluster.
 	scenarios  []string
 	holCallers int
 	holSlow    int
 	holDelay   time.Duration
 	holConns   int
+
+	clusterCallers int
+	clusterDelay   time.Duration
 }
 
 // allScenarios are the parts a run can have, in the order they run.
-var allScenarios = []string{"matrix", "burst", "hol"}
+var allScenarios = []string{"matrix", "burst", "hol", "cluster"}
+
+// clusterServers is how many servers the cluster scenario starts.
+const clusterServers = 3
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
@@ -91,11 +97,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.server, "server", "", "a benchserver binary (default: build it)")
 	fs.StringVar(&o.doc, "doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md, and rewrite the benchmark regions of README.md and docs/*.md beside it")
 	scenarios := fs.String("scenario", strings.Join(allScenarios, ","),
-		"comma list of what to run: matrix (callers × payloads), burst, hol (head-of-line: fast calls among slow ones)")
+		"comma list of what to run: matrix (callers × payloads), burst, hol (head-of-line: fast calls among slow ones), "+
+			"cluster (one client over three servers, one slow, by each balancing policy; then one server killed)")
 	fs.IntVar(&o.holCallers, "hol-callers", 64, "callers of the head-of-line scenario")
 	fs.IntVar(&o.holSlow, "hol-slow", 4, "how many of them make slow calls")
 	fs.DurationVar(&o.holDelay, "hol-delay", 20*time.Millisecond, "how long the server holds each slow call")
 	fs.IntVar(&o.holConns, "hol-conns", 4, "the connections each client may open in the head-of-line scenario")
+	fs.IntVar(&o.clusterCallers, "cluster-callers", 64, "callers of the cluster scenario")
+	fs.DurationVar(&o.clusterDelay, "cluster-delay", 5*time.Millisecond, "how long the slow server of the cluster scenario holds each call")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -149,6 +158,10 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-hol-delay must be positive")
 	case o.holConns < 1:
 		return o, errors.New("-hol-conns must be at least 1")
+	case o.clusterCallers < 1:
+		return o, errors.New("-cluster-callers must be at least 1")
+	case o.clusterDelay <= 0:
+		return o, errors.New("-cluster-delay must be positive")
 	}
 	return o, nil
 }
@@ -232,6 +245,9 @@ func run(o options) (int, error) {
 	if slices.Contains(o.scenarios, "hol") {
 		flags.HOLCallers, flags.HOLSlow, flags.HOLDelay, flags.HOLConns = o.holCallers, o.holSlow, o.holDelay.String(), o.holConns
 	}
+	if slices.Contains(o.scenarios, "cluster") {
+		flags.ClusterCallers, flags.ClusterDelay = o.clusterCallers, o.clusterDelay.String()
+	}
 	cfg := runner.Config{
 		Server:    runner.Server{Path: serverPath},
 		Warmup:    o.warmup,
@@ -271,6 +287,17 @@ func run(o options) (int, error) {
 			cell = append(cell, step{label: hc.String(), run: func(ctx context.Context) results.Row { return runner.RunHOL(ctx, cfg, hc) }})
 		}
 		cells = append(cells, cell)
+	}
+	if slices.Contains(o.scenarios, "cluster") {
+		var cell []step
+		for _, cc := range clusterCases(o) {
+			cell = append(cell, step{label: cc.String(), run: func(ctx context.Context) results.Row { return runner.RunCluster(ctx, cfg, cc) }})
+		}
+		if len(cell) == 0 {
+			fmt.Fprintln(os.Stderr, "cluster: none of -impls has a client of many servers (v5 has); skipped")
+		} else {
+			cells = append(cells, cell)
+		}
 	}
 	nBursts := 0
 	if o.burst > 0 && slices.Contains(o.scenarios, "burst") {
@@ -330,6 +357,23 @@ func run(o options) (int, error) {
 		return 1, fmt.Errorf("%d of %d cases failed", failed, len(rows))
 	}
 	return 0, nil
+}
+
+// clusterCases are the cases of the cluster scenario: for each of the
+// implementations with a client of many servers (V5), each balancing
+// policy, then a server killed under the default one.
+func clusterCases(o options) []runner.ClusterCase {
+	var out []runner.ClusterCase
+	for _, impl := range o.impls {
+		if im, _ := impls.Lookup(impl); im.NewClusterClient == nil {
+			continue
+		}
+		for _, cc := range []runner.ClusterCase{{Policy: "round_robin"}, {Policy: "p2c"}, {Policy: "p2c", Kill: true}} {
+			cc.Impl, cc.Servers, cc.SlowDelay, cc.Callers, cc.Payload = impl, clusterServers, o.clusterDelay, o.clusterCallers, o.payloads[0]
+			out = append(out, cc)
+		}
+	}
+	return out
 }
 
 // step is one case of a cell: what the progress line calls it, and how to

@@ -25,8 +25,18 @@ func TestParseFlags(t *testing.T) {
 			if len(o.impls) < 5 || o.impls[0] != "v1" {
 				return fmt.Errorf("default impls %v", o.impls)
 			}
+			if fmt.Sprint(o.scenarios) != "[matrix burst hol cluster]" || o.clusterCallers != 64 || o.clusterDelay != 5*time.Millisecond {
+				return fmt.Errorf("default scenarios %v, cluster callers %d, delay %v", o.scenarios, o.clusterCallers, o.clusterDelay)
+			}
 			return nil
 		}, ""},
+		{"cluster", []string{"-scenario", "cluster", "-cluster-callers", "8", "-cluster-delay", "2ms"}, func(o options) error {
+			if fmt.Sprint(o.scenarios) != "[cluster]" || o.clusterCallers != 8 || o.clusterDelay != 2*time.Millisecond {
+				return fmt.Errorf("parsed %+v", o)
+			}
+			return nil
+		}, ""},
+		{"no cluster delay", []string{"-cluster-delay", "0s"}, nil, "-cluster-delay"},
 		{"lists", []string{"-impls", "raw-conn, grpc,grpc", "-callers", "4,1", "-payload", "0", "-reps", "3", "-burst", "0"}, func(o options) error {
 			if fmt.Sprint(o.impls) != "[raw-conn grpc]" || fmt.Sprint(o.callers) != "[4 1]" || fmt.Sprint(o.payloads) != "[0]" || o.reps != 3 || o.burst != 0 {
 				return fmt.Errorf("parsed %+v", o)
@@ -56,6 +66,34 @@ func TestParseFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestClusterCases: the cluster scenario runs each policy and a kill for
+// V5, and nothing for a stage without a client of many servers.
+func TestClusterCases(t *testing.T) {
+	o, err := parseFlags([]string{"-impls", "v4,v5", "-payload", "128", "-cluster-callers", "8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, cc := range clusterCases(o) {
+		if cc.Servers != 3 || cc.Callers != 8 || cc.Payload != 128 || cc.SlowDelay != 5*time.Millisecond {
+			t.Errorf("case %+v", cc)
+		}
+		got = append(got, cc.String())
+	}
+	want := []string{
+		"cluster v5 policy=round_robin servers=3 slow=5ms callers=8",
+		"cluster v5 policy=p2c servers=3 slow=5ms callers=8",
+		"cluster v5 policy=p2c servers=3 slow=5ms callers=8 kill",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("cases %q, want %q", got, want)
+	}
+	o.impls = []string{"v4"}
+	if cs := clusterCases(o); len(cs) != 0 {
+		t.Errorf("cases for v4 alone: %v", cs)
 	}
 }
 

@@ -36,8 +36,8 @@ func Page(rows []results.Row, chart, source string) string {
 	w("- **Closed loop**: each caller goroutine makes one call, waits for the answer, and makes the next. " +
 		"QPS is the successful calls that ended in the measured window, divided by its length. " +
 		"A case runs a warm-up that is not measured, then the measured window (durations below). " +
-		"The durations are chosen so that the whole run, twelve implementations in six cells, three rounds each, plus the head-of-line " +
-		"scenario and the bursts, stays under a quarter of an hour on two cores: a second of warm-up (a thousand callers' connections open " +
+		"The durations are chosen so that the whole run, every implementation in six cells, three rounds each, plus the head-of-line " +
+		"and cluster scenarios and the bursts, stays under a quarter of an hour on two cores: a second of warm-up (a thousand callers' connections open " +
 		"and the servers' pools grow) and two seconds measured, which at the slowest row still counts thousands of calls; " +
 		"the three rounds and their medians do more against a noisy machine than a longer window would.\n")
 	w("- **Order**: cases run cell by cell: at one payload and caller count, every implementation one after another, then the next cell. " +
@@ -104,6 +104,11 @@ func Page(rows []results.Row, chart, source string) string {
 		holTable(&b, rows)
 		w("\n")
 	}
+	if len(clusters(rows)) > 0 {
+		w("## Cluster: one client, three servers, one of them slow\n\n%s\n\n", clusterIntro(rows))
+		clusterTable(&b, rows)
+		w("\n")
+	}
 	var p strings.Builder
 	problems(&p, rows)
 	if p.Len() > 0 {
@@ -121,7 +126,7 @@ func Page(rows []results.Row, chart, source string) string {
 		"make bench-quick   # 64 B, callers 1 and 64, 2 s each: a smoke test of the harness\n" +
 		"make profile STAGE=v4   # one stage's CPU profiles (see Profiles below)\n```\n\n")
 	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst`, `-scenario` " +
-		"(`matrix`, `burst`, `hol`), `-hol-callers`, `-hol-slow`, `-hol-delay` and `-out`; " +
+		"(`matrix`, `burst`, `hol`, `cluster`), `-hol-callers`, `-hol-slow`, `-hol-delay`, `-cluster-callers`, `-cluster-delay` and `-out`; " +
 		"`make bench-docs` (`go run ./cmd/benchdoc` in `benchmarks/`) writes `results.md`, the chart, this page and the benchmark numbers " +
 		"of README.md and the chapters again from a `results.json`, without running anything. Those numbers sit in marked regions " +
 		"(see `benchmarks/internal/report/regions.go`), and a test fails when one is not what `results.json` says.\n\n")

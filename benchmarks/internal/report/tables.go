@@ -380,6 +380,10 @@ func Markdown(rows []results.Row) string {
 		b.WriteString("\n## Head-of-line: slow calls among fast ones\n\n" + holIntro(rows) + "\n\n")
 		holTable(&b, rows)
 	}
+	if len(clusters(rows)) > 0 {
+		b.WriteString("\n## Cluster: one client, three servers, one of them slow\n\n" + clusterIntro(rows) + "\n\n")
+		clusterTable(&b, rows)
+	}
 	var p strings.Builder
 	problems(&p, rows)
 	if p.Len() > 0 {
@@ -393,4 +397,61 @@ func Markdown(rows []results.Row) string {
 		b.WriteString(n.String())
 	}
 	return b.String()
+}
+
+// clusters returns the cluster rows, in implementation order, each
+// implementation's in the order they ran.
+func clusters(rows []results.Row) []results.Row {
+	var out []results.Row
+	for _, r := range rows {
+		if r.Kind == results.KindCluster {
+			out = append(out, r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b results.Row) int { return impls.Rank(a.Impl) - impls.Rank(b.Impl) })
+	return out
+}
+
+// clusterTable writes the cluster table: the calls' latency under each
+// balancing policy while one server is slow, and the calls lost when a
+// server is killed.
+func clusterTable(b *strings.Builder, rows []results.Row) {
+	b.WriteString("| impl | policy | servers | callers | server killed | calls/s | p50 µs | p99 µs | p999 µs | calls that took the slow server's delay | failed calls |\n")
+	b.WriteString("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range clusters(rows) {
+		killed := "no"
+		if r.Killed > 0 {
+			killed = "halfway"
+			if r.Reps > 1 {
+				killed = fmt.Sprintf("halfway, in each of %d runs", r.Reps)
+			}
+		}
+		if r.Failed && r.Calls == 0 {
+			fmt.Fprintf(b, "| %s | %s | %d | %d | %s | failed: %s | — | — | — | — | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, killed, r.FailReason, fmtInt(r.Errors))
+			continue
+		}
+		share := "—"
+		if r.Calls > 0 {
+			share = fmt.Sprintf("%s (%.1f%%)", fmtInt(r.SlowerCalls), 100*float64(r.SlowerCalls)/float64(r.Calls))
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, killed,
+			fmtQPS(r), fmtUS(r.P50US), fmtUS(r.P99US), fmtUS(r.P999US), share, fmtInt(r.Errors))
+	}
+}
+
+// clusterIntro describes the cluster scenario of rows in a paragraph.
+func clusterIntro(rows []results.Row) string {
+	c := clusters(rows)
+	if len(c) == 0 {
+		return ""
+	}
+	r := c[0]
+	return fmt.Sprintf("One client spreads %d closed-loop callers with %s payloads over %d servers, each in its own process; "+
+		"the first of them is slow: it holds every call for %s before it answers. "+
+		"Under round_robin every server gets its turn, so about one call in %d waits for the slow one; "+
+		"p2c (power of two choices, the default) picks two servers at random and sends the call to the one with fewer calls in flight, "+
+		"and the slow server, whose calls pile up, is picked less. The latencies are of every call. "+
+		"In the last row one of the fast servers is killed (SIGKILL) halfway through the measured window: "+
+		"the calls that fail are those it had in flight, of which the client cannot know whether they ran; calls never sent to it go to the others.",
+		r.Callers, sizeName(r.PayloadBytes), r.Servers, time.Duration(r.SlowDelayMs*float64(time.Millisecond)), r.Servers)
 }

@@ -49,7 +49,7 @@ type Flags struct {
 	Reps     int      `json:"reps"`
 	Pin      bool     `json:"pin"`
 	Burst    int      `json:"burst"`
-	// Scenarios lists what ran: matrix, burst, hol.
+	// Scenarios lists what ran: matrix, burst, hol, cluster.
 	Scenarios []string `json:"scenarios,omitempty"`
 	// HOLCallers, HOLSlow and HOLDelay are the head-of-line scenario's
 	// callers, how many of them are slow, and the slow calls' delay.
@@ -57,6 +57,11 @@ type Flags struct {
 	HOLSlow    int    `json:"hol_slow,omitempty"`
 	HOLDelay   string `json:"hol_delay,omitempty"`
 	HOLConns   int    `json:"hol_conns,omitempty"`
+
+	// ClusterCallers and ClusterDelay are the cluster scenario's callers
+	// and its slow server's delay.
+	ClusterCallers int    `json:"cluster_callers,omitempty"`
+	ClusterDelay   string `json:"cluster_delay,omitempty"`
 }
 
 // Row is the result of one case (with -reps, of all its repetitions) or of
