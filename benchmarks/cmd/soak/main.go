@@ -3,7 +3,7 @@
 // stage. It exits 1 if a stage had cross-talk, a hang, no recovery, a leak,
 // or any other failure.
 //
-//	soak [-duration 60s] [-stages v1,v2,v3,v4] [-seed N] [-out FILE]
+//	soak [-duration 60s] [-stages v1,v2,v3,v4,v5] [-seed N] [-out FILE]
 //
 // The environment variables SOAK_DURATION, SOAK_STAGES and SOAK_SEED set
 // the defaults of the flags. The seed is printed at the start: the same
@@ -73,7 +73,7 @@ func parseFlags(args []string) (options, error) {
 		}
 		defDuration = d
 	}
-	defStages := "v1,v2,v3,v4"
+	defStages := "v1,v2,v3,v4,v5"
 	if v := os.Getenv("SOAK_STAGES"); v != "" {
 		defStages = v
 	}
@@ -104,10 +104,10 @@ func parseFlags(args []string) (options, error) {
 		switch s {
 		case "":
 			continue
-		case "v1", "v2", "v3", "v4":
+		case "v1", "v2", "v3", "v4", "v5":
 			o.stages = append(o.stages, s)
 		default:
-			return o, fmt.Errorf("unknown stage %q (want v1, v2, v3 or v4)", s)
+			return o, fmt.Errorf("unknown stage %q (want v1, v2, v3, v4 or v5)", s)
 		}
 	}
 	if len(o.stages) == 0 {

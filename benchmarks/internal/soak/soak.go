@@ -116,7 +116,7 @@ const (
 
 // Config configures the soak of one stage.
 type Config struct {
-	// Stage is the implementation's name: v1, v2, v3 or v4.
+	// Stage is the implementation's name: v1 to v5.
 	Stage string
 	// Server is the bench server binary (cmd/benchserver).
 	Server string
