@@ -379,8 +379,9 @@ func testR35ServerCrash(t *testing.T, stage Stage) {
 }
 
 // testR36ServerDrain drains a server as a SIGTERM does (its address out
-// of the registry, then Shutdown) while calls go on: no call fails, and
-// the calls go on over the others.
+// of the registry; once the client has seen that, Shutdown, which waits
+// for the calls in flight) while calls go on: no call fails, and the calls
+// go on over the others.
 func testR36ServerDrain(t *testing.T, stage Stage) {
 	reg := stage.Cluster.StartRegistry(t, 1)
 	a := startNode(t, stage, reg, "a", 5*time.Second, false)
@@ -412,6 +413,23 @@ func testR36ServerDrain(t *testing.T, stage Stage) {
 	defer cancel()
 	if err := x.reg.Deregister(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A draining server waits for its clients to see that its address has
+	// gone before it stops: here, until the callers have made a run of
+	// calls with none of them to x.
+	const run = 200
+	deadline := time.Now().Add(clusterWait)
+	for {
+		before, calls := x.hellos.Load(), cs.calls.Load()
+		if !waitFor(clusterWait, func() bool { return cs.calls.Load() >= calls+run }) {
+			t.Fatalf("the callers made %d calls in %v, want %d", cs.calls.Load()-calls, clusterWait, run)
+		}
+		if x.hellos.Load() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after x left the registry, calls still go to it", clusterWait)
+		}
 	}
 	if err := x.shutdown(t, 10*time.Second); err != nil {
 		t.Fatal(err)
