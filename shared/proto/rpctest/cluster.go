@@ -37,7 +37,7 @@ type Cluster struct {
 type Registry interface {
 	// Register puts addr in the registry as a server of service, under a
 	// lease of ttl that a registry client of the registration's own keeps
-	// alive. t's cleanup removes it.
+	// alive. t's cleanup stops keeping it alive.
 	Register(t *testing.T, service, addr string, ttl time.Duration) Registration
 	// NewClient returns a client of the servers that the registry lists
 	// for service, following them as they come and go; t's cleanup closes
