@@ -49,10 +49,14 @@ import (
 //	v2/64/1000.qps   the case row of impl v2, 64-byte payload, 1000 callers
 //	burst/v1.window  the burst row of impl v1
 //	hol/v3.p99       the head-of-line row of impl v3
+//	cluster/v5/p2c.p99  the cluster row of impl v5 under p2c (round_robin,
+//	                 p2c, or kill: p2c with a server killed)
 //
 // Fields: qps, qpsmin, qpsmax, p50, p99, p999 (µs), cpu (server CPU µs per
-// call), fpw (frames per write), errors, calls, window (s), rss (MiB), and
-// for head-of-line rows callers, slow, conns and delay (ms).
+// call), fpw (frames per write), errors, calls, window (s), rss (MiB), for
+// head-of-line rows callers, slow, conns and delay (ms), and for cluster
+// rows callers, delay (ms), servers and slower (the calls that took the
+// slow server's delay).
 //
 // A FORMAT is k (one decimal: 49.4k, 1.23M), us (5,341; 7.5 below 10), x
 // (a ratio: 1.67, 12.3), int (grouped digits: 20,000), word (three), code
@@ -340,6 +344,8 @@ var fields = map[string]func(results.Row) float64{
 	"slow":    func(r results.Row) float64 { return float64(r.SlowCallers) },
 	"conns":   func(r results.Row) float64 { return float64(r.MaxConns) },
 	"delay":   func(r results.Row) float64 { return r.SlowDelayMs },
+	"servers": func(r results.Row) float64 { return float64(r.Servers) },
+	"slower":  func(r results.Row) float64 { return float64(r.SlowerCalls) },
 }
 
 func cmpOr(v, otherwise float64) float64 {
@@ -350,7 +356,7 @@ func cmpOr(v, otherwise float64) float64 {
 }
 
 // findRow finds the row a reference names: impl/payload/callers,
-// burst/impl or hol/impl.
+// burst/impl, hol/impl or cluster/impl/policy.
 func findRow(ref string, rows []results.Row) (results.Row, error) {
 	parts := strings.Split(ref, "/")
 	var want func(r results.Row) bool
@@ -361,6 +367,14 @@ func findRow(ref string, rows []results.Row) (results.Row, error) {
 			kind = results.KindHOL
 		}
 		want = func(r results.Row) bool { return r.Kind == kind && r.Impl == parts[1] }
+	case len(parts) == 3 && parts[0] == "cluster":
+		policy, killed := parts[2], 0
+		if policy == "kill" {
+			policy, killed = "p2c", 1
+		}
+		want = func(r results.Row) bool {
+			return r.Kind == results.KindCluster && r.Impl == parts[1] && r.Policy == policy && r.Killed == killed
+		}
 	case len(parts) == 3:
 		payload, err1 := strconv.Atoi(parts[1])
 		callers, err2 := strconv.Atoi(parts[2])
@@ -371,7 +385,7 @@ func findRow(ref string, rows []results.Row) (results.Row, error) {
 			return r.Kind == results.KindCase && r.Impl == parts[0] && r.PayloadBytes == payload && r.Callers == callers
 		}
 	default:
-		return results.Row{}, fmt.Errorf("%q: want impl/payload/callers, burst/impl or hol/impl", ref)
+		return results.Row{}, fmt.Errorf("%q: want impl/payload/callers, burst/impl, hol/impl or cluster/impl/policy", ref)
 	}
 	for _, r := range rows {
 		if want(r) {

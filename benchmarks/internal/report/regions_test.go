@@ -169,3 +169,40 @@ func TestBurstTableFailedRow(t *testing.T) {
 		t.Fatalf("burst table:\n%s", got)
 	}
 }
+
+// TestClusterRefs: an expression names a cluster row by its policy, or
+// the row with a server killed by kill.
+func TestClusterRefs(t *testing.T) {
+	rows := regionRows()
+	for _, c := range []struct {
+		policy string
+		killed int
+		p99    float64
+		slower uint64
+		errs   uint64
+	}{{"round_robin", 0, 5400, 13000, 0}, {"p2c", 0, 900, 400, 0}, {"p2c", 1, 1200, 380, 7}} {
+		rows = append(rows, results.Row{Kind: results.KindCluster, Impl: "v5", Policy: c.policy, Killed: c.killed, Servers: 3,
+			SlowDelayMs: 5, Callers: 64, P99US: c.p99, SlowerCalls: c.slower, Errors: c.errs, Calls: 40000, Reps: 1})
+	}
+	for _, tt := range []struct{ spec, want string }{
+		{"cluster/v5/round_robin.p99 us", "5,400"},
+		{"cluster/v5/p2c.p99 us", "900"},
+		{"cluster/v5/kill.errors int", "7"},
+		{"cluster/v5/p2c.slower / cluster/v5/p2c.calls * 100 %.1f", "1.0"},
+		{"cluster/v5/p2c.servers word", "three"},
+		{"cluster/v5/kill.delay %.0f", "5"},
+	} {
+		doc := "<!-- bench:" + tt.spec + " -->?<!-- /bench -->"
+		got, err := Rewrite(doc, rows)
+		if err != nil {
+			t.Errorf("%s: %v", tt.spec, err)
+			continue
+		}
+		if want := "<!-- bench:" + tt.spec + " -->" + tt.want + "<!-- /bench -->"; got != want {
+			t.Errorf("%s: got %q, want %q", tt.spec, got, want)
+		}
+	}
+	if _, err := Rewrite("<!-- bench:cluster/v5/random.p99 -->x<!-- /bench -->", rows); err == nil {
+		t.Error("a policy with no row: no error")
+	}
+}
