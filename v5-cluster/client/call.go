@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/status"
 	"myrpc/v5-cluster/async"
+	"myrpc/v5-cluster/balancer"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/mux"
 )
@@ -50,6 +52,10 @@ type call struct {
 	// trailer is the metadata of the latest attempt's response, kept for
 	// the Trailer call option.
 	trailer rpc.Metadata
+	// notRead is the server that did not read the request, or whose
+	// connection stopped writing before it: its resending goes to another
+	// server if there is one.
+	notRead *balancer.Endpoint
 }
 
 // attempt is one sending of the request.
@@ -62,6 +68,11 @@ type attempt struct {
 	// over is set once the attempt has a result: a response, an error, or
 	// its own timeout. Guarded by call.mu.
 	over bool
+
+	// ep is the server the request went to, set with conn: the attempt
+	// leaves it (Done) when its response, or its failure, has come, or it
+	// was cancelled.
+	ep *balancer.Endpoint
 }
 
 func newCall(c *Client, ctx context.Context, cancel context.CancelFunc, method string, frame []byte, reply proto.Message, opts callOptions) *call {
@@ -103,6 +114,10 @@ func (cl *call) send(counted bool) {
 	att := &attempt{n: cl.attempts}
 	cl.cur = att
 	lastErr := cl.lastErr
+	var avoid *balancer.Endpoint
+	if !counted {
+		avoid = cl.notRead
+	}
 	cl.mu.Unlock()
 	if (att.n > 1 || !counted) && cl.c.closed.Load() {
 		cl.end(lastErr) // a retry that Close cut short
@@ -120,10 +135,43 @@ func (cl *call) send(counted bool) {
 		copy(frame[:4], cl.frame[:4])
 		copy(frame[8:], cl.frame[8:])
 	}
-	for picks := 0; ; picks++ {
-		conn, err := cl.c.conns.Pick(cl.ctx)
+	// tried lists the servers whose dial failed, and dialErr is the
+	// latest such error: the request goes to a server not tried yet, if
+	// there is one. A request sent again avoids the server that did not
+	// read it, unless no other is left.
+	var tried []*balancer.Endpoint
+	var dialErr error
+	for picks := 0; ; {
+		exclude := tried
+		if avoid != nil {
+			exclude = append(slices.Clip(tried), avoid)
+		}
+		ep, err := cl.c.lb.Pick(cl.ctx, exclude)
+		if errors.Is(err, balancer.ErrAllTried) && avoid != nil {
+			avoid = nil
+			continue
+		}
 		if err != nil {
-			cl.failed(att, cl.c.groupError(cl.ctx, err), false, false)
+			if errors.Is(err, balancer.ErrAllTried) {
+				err = dialErr
+			} else {
+				err = cl.c.groupError(cl.ctx, err)
+			}
+			cl.failed(att, err, false, false)
+			return
+		}
+		conn, err := ep.Conns().Pick(cl.ctx)
+		if err != nil {
+			ep.Done()
+			err = cl.c.groupError(cl.ctx, err)
+			if status.Code(err) == codes.Unavailable {
+				// The dial failed: the request was not sent, and another
+				// server may take it.
+				tried = append(tried, ep)
+				dialErr = err
+				continue
+			}
+			cl.failed(att, err, false, false)
 			return
 		}
 		own := cl.own && counted && att.n == 1
@@ -131,12 +179,14 @@ func (cl *call) send(counted bool) {
 		if own {
 			send = conn.SendOwn
 		}
-		seq, written, err := send(cl.ctx, frame, func(f codec.Frame, err error) { cl.response(att, conn, f, err) })
+		seq, written, err := send(cl.ctx, frame, func(f codec.Frame, err error) { cl.response(att, ep, conn, f, err) })
 		if err != nil {
+			ep.Done()
 			// A connection that broke before any byte left is no risk: the
 			// server never saw the request. Try another connection, a few
 			// times, whatever the retry policy.
 			if !written && picks < 2 && cl.ctx.Err() == nil {
+				picks++
 				continue
 			}
 			if errors.Is(err, mux.ErrStreamsExhausted) {
@@ -149,12 +199,12 @@ func (cl *call) send(counted bool) {
 		if cl.ended || att.over {
 			ended := cl.ended && !att.over
 			cl.mu.Unlock()
-			if ended {
-				conn.Cancel(seq) // the context ended while the frame was written
+			if ended && conn.Cancel(seq) { // the context ended while the frame was written
+				ep.Done()
 			}
 			return
 		}
-		att.conn, att.seq = conn, seq
+		att.conn, att.seq, att.ep = conn, seq, ep
 		if p := cl.opts.retry.PerAttempt; p > 0 && (deadline.IsZero() || time.Until(deadline) > p) {
 			att.timer = time.AfterFunc(p, func() { cl.attemptTimedOut(att) })
 		}
@@ -173,7 +223,16 @@ func (cl *call) send(counted bool) {
 // connection it was sent on. It runs on whoever reads the connection (its
 // reader goroutine, or the call itself in ReadOwn), so it only
 // decodes and hands over: callbacks and retries run elsewhere.
-func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error) {
+func (cl *call) response(att *attempt, ep *balancer.Endpoint, conn *mux.Conn, f codec.Frame, err error) {
+	ep.Done()
+	switch {
+	case err == nil:
+		ep.OK()
+	case !errors.Is(err, mux.ErrNotRead):
+		// The connection failed. (A server that closes a connection
+		// after marking it has not failed: it is draining.)
+		ep.Failed()
+	}
 	cl.mu.Lock()
 	if cl.ended || att.over {
 		cl.mu.Unlock()
@@ -192,6 +251,7 @@ func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error)
 		cl.mu.Lock()
 		again := cl.resent < maxResent
 		cl.resent++
+		cl.notRead = ep
 		cl.mu.Unlock()
 		if again && cl.c.retries.Add(time.Now(), cl.resend) {
 			return
@@ -233,11 +293,12 @@ func (cl *call) attemptTimedOut(att *attempt) {
 		cl.mu.Unlock()
 		return
 	}
-	conn, seq := att.conn, att.seq
+	conn, seq, ep := att.conn, att.seq, att.ep
 	cl.mu.Unlock()
 	if !conn.Cancel(seq) {
 		return // the response won the race: response handles it
 	}
+	ep.Done()
 	cl.mu.Lock()
 	att.over = true
 	cl.mu.Unlock()
@@ -274,10 +335,10 @@ func (cl *call) ctxDone() {
 	cl.mu.Unlock()
 	if att != nil {
 		cl.mu.Lock()
-		conn, seq, over := att.conn, att.seq, att.over
+		conn, seq, over, ep := att.conn, att.seq, att.over, att.ep
 		cl.mu.Unlock()
-		if conn != nil && !over {
-			conn.Cancel(seq)
+		if conn != nil && !over && conn.Cancel(seq) {
+			ep.Done()
 		}
 	}
 	cl.end(contextError(cl.ctx.Err()))

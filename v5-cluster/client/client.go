@@ -3,10 +3,12 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/status"
 	"myrpc/v5-cluster/async"
+	"myrpc/v5-cluster/balancer"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/mux"
 )
@@ -26,10 +29,12 @@ import (
 // ErrClientClosed is wrapped by the error of a call made after Close.
 var ErrClientClosed = errors.New("rpc: client closed")
 
-// Client calls one server. It implements rpc.Invoker and rpc.AsyncInvoker,
-// so generated stubs take it: helloworld.NewGreeterClient(client.New(addr))
-// and helloworld.NewGreeterAsyncClient(...). It is safe for concurrent use;
-// its calls share a few connections, many in flight on each.
+// Client calls the servers of a target. It implements rpc.Invoker and
+// rpc.AsyncInvoker, so generated stubs take it:
+// helloworld.NewGreeterClient(client.New(addr)) and
+// helloworld.NewGreeterAsyncClient(...). It is safe for concurrent use;
+// its calls to each server share a few connections, many in flight on
+// each.
 type Client struct {
 	target string
 	opts   options
@@ -40,8 +45,6 @@ type Client struct {
 	// client closed, or is counted in calls before Close waits for them.
 	closeMu sync.RWMutex
 
-	// conns holds the multiplexed connections to the target.
-	conns *mux.Group
 	// retries holds every call waiting to be tried again.
 	retries *async.Queue
 	// calls counts the calls in flight, for Close.
@@ -50,6 +53,16 @@ type Client struct {
 	// interceptor is the chain of the interceptors (WithInterceptors), nil
 	// when there are none.
 	interceptor rpc.UnaryClientInterceptor
+
+	// lb holds an endpoint per server address of the target, each with
+	// its multiplexed connections, and picks the endpoint of each call.
+	lb *balancer.Balancer
+	// resolving follows the addresses of a scheme:///name target; nil for
+	// host:port.
+	resolving io.Closer
+	// setupErr, if set, is why the client cannot call at all: every call
+	// fails with it.
+	setupErr error
 }
 
 var (
@@ -57,8 +70,14 @@ var (
 	_ rpc.AsyncInvoker = (*Client)(nil)
 )
 
-// New returns a client of the server at target (host:port). It does not
-// connect: the first call dials, and later calls share the connection.
+// New returns a client of the servers at target: host:port is one server;
+// scheme:///name, such as etcd:///myrpc.helloworld.Greeter, is the servers
+// that the resolver given with WithResolver finds for the service name,
+// whatever the scheme. Calls are spread over the servers by the balancing
+// policy (WithBalancer). New does not connect: the first call to a server
+// dials, and later calls share the connection. A target that cannot be
+// resolved, or a bad option, makes every call fail with
+// InvalidArgument.
 func New(target string, opts ...Option) *Client {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -74,10 +93,35 @@ func New(target string, opts ...Option) *Client {
 	}
 	cfg.MaxFrameSize = o.maxFrameSize
 	cfg.Logger = o.logger
-	c.conns = mux.NewGroup(target, cfg)
+	c.lb = balancer.New(balancer.Config{Policy: o.balancer, EjectBase: o.ejectBase, EjectMax: o.ejectMax, Mux: cfg})
 	c.retries = async.NewQueue()
 	c.interceptor = rpc.ChainUnaryClient(o.interceptors...)
+	c.resolve(target)
 	return c
+}
+
+// resolve gives the balancer the target's addresses: host:port at once,
+// or those the resolver finds for scheme:///name, as they change.
+func (c *Client) resolve(target string) {
+	if err := balancer.CheckPolicy(c.opts.balancer); err != nil {
+		c.setupErr = err
+		return
+	}
+	scheme, name, ok := strings.Cut(target, ":///")
+	if !ok {
+		c.lb.Update([]string{target})
+		return
+	}
+	if c.opts.resolver == nil {
+		c.setupErr = fmt.Errorf("rpc: target %q: no resolver for scheme %q (WithResolver)", target, scheme)
+		return
+	}
+	closer, err := c.opts.resolver.Resolve(name, c.lb.Update)
+	if err != nil {
+		c.setupErr = fmt.Errorf("rpc: target %q: %w", target, err)
+		return
+	}
+	c.resolving = closer
 }
 
 // Close makes later calls fail with ErrClientClosed, ends the calls waiting
@@ -87,16 +131,28 @@ func (c *Client) Close() error {
 	c.closeMu.Lock()
 	c.closed.Store(true)
 	c.closeMu.Unlock()
+	if c.resolving != nil {
+		c.resolving.Close()
+	}
 	for _, run := range c.retries.Close() {
 		run() // sees the client closed, and ends its call
 	}
+	// Each server's connections close when its calls have ended. A call
+	// that had not picked a server when Close began fails as a later one.
+	c.lb.Close()
 	c.calls.Wait()
-	return c.conns.Close()
+	return nil
 }
 
-// MuxStats returns the counters of the client's connections.
+// MuxStats returns the counters of the client's connections, to every
+// server.
 func (c *Client) MuxStats() mux.Stats {
-	return c.conns.Stats()
+	return c.lb.MuxStats()
+}
+
+// Endpoints returns the counters of the servers the client calls.
+func (c *Client) Endpoints() []balancer.Stats {
+	return c.lb.Stats()
 }
 
 // Invoke calls method ("/service/method") with req and decodes the response
@@ -157,6 +213,9 @@ func (c *Client) startIntercepted(ctx context.Context, method string, req, reply
 func (c *Client) start(ctx context.Context, method string, req, reply proto.Message, opts []rpc.CallOption, detach bool) *async.Future {
 	if c.closed.Load() {
 		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
+	}
+	if c.setupErr != nil {
+		return async.Failed(status.Errorf(codes.InvalidArgument, "%w", c.setupErr))
 	}
 	service, name, ok := rpc.SplitMethod(method)
 	if !ok {
@@ -223,13 +282,15 @@ func (c *Client) encodeRequest(ctx context.Context, service, name string, req pr
 
 // groupError gives a failed Pick its status code: the context's end, every
 // connection full for the wait bound (ResourceExhausted), a closed client,
-// or a failed dial (Unavailable).
+// no server address, or a failed dial (Unavailable).
 func (c *Client) groupError(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, mux.ErrExhausted):
 		return status.Errorf(codes.ResourceExhausted, "%w", err)
-	case errors.Is(err, mux.ErrClosed):
+	case errors.Is(err, mux.ErrClosed), errors.Is(err, balancer.ErrClosed):
 		return status.Errorf(codes.Canceled, "%w", ErrClientClosed)
+	case errors.Is(err, balancer.ErrNoEndpoints):
+		return status.Errorf(codes.Unavailable, "rpc: %s: %w", c.target, err)
 	}
 	return c.ioError(ctx, "dial "+c.target, err)
 }

@@ -70,7 +70,7 @@ func newTestClient(t *testing.T, addr string, opts ...Option) *Client {
 func clientGoroutines() []string {
 	var out []string
 	for _, g := range strings.Split(allStacks(), "\n\n") {
-		for _, fn := range []string{"v3-async-mux/mux.", "v3-async-mux/async.", "v3-async-mux/client.(*call).", "v3-async-mux/client.(*Client)."} {
+		for _, fn := range []string{"v5-cluster/mux.", "v5-cluster/async.", "v5-cluster/client.(*call).", "v5-cluster/client.(*Client)."} {
 			// Frames only: a goroutine that a client function started but
 			// that runs other code is not the client's.
 			if strings.Contains(g, "\n"+"myrpc/"+fn) {

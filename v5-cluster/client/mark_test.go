@@ -17,6 +17,7 @@ import (
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
+	"myrpc/v5-cluster/balancer"
 	"myrpc/v5-cluster/mux"
 )
 
@@ -164,9 +165,11 @@ func TestResendHasItsOwnFrame(t *testing.T) {
 		return gate, nil
 	}
 	c := newTestClient(t, f.addr)
-	// The client dials through its own net.Dialer: this test puts a group
-	// that dials through the gate in its place.
-	c.conns = mux.NewGroup(f.addr, mux.Config{MaxConns: 1, Dial: dial, Logger: quietLogger()})
+	// The client dials through its own net.Dialer: this test puts a
+	// balancer whose connections dial through the gate in its place.
+	c.lb.Close()
+	c.lb = balancer.New(balancer.Config{Mux: mux.Config{MaxConns: 1, Dial: dial, Logger: quietLogger()}})
+	c.lb.Update([]string{f.addr})
 	if _, err := hello(context.Background(), c, "warm"); err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"myrpc/shared/proto/rpc"
+	"myrpc/v5-cluster/balancer"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/config"
 	"myrpc/v5-cluster/mux"
+	"myrpc/v5-cluster/resolver"
 )
 
 // Option configures a Client.
@@ -24,6 +26,10 @@ type options struct {
 
 	// interceptors run around every call, the first outermost.
 	interceptors []rpc.UnaryClientInterceptor
+
+	balancer            string
+	ejectBase, ejectMax time.Duration
+	resolver            resolver.Resolver
 }
 
 func defaultOptions() options {
@@ -31,6 +37,10 @@ func defaultOptions() options {
 		timeout:      30 * time.Second,
 		dialTimeout:  5 * time.Second,
 		maxFrameSize: codec.DefaultMaxFrameSize,
+
+		balancer:  balancer.P2C,
+		ejectBase: time.Second,
+		ejectMax:  30 * time.Second,
 	}
 }
 
@@ -84,6 +94,30 @@ func WithInterceptors(interceptors ...rpc.UnaryClientInterceptor) Option {
 	return func(o *options) { o.interceptors = append(o.interceptors, interceptors...) }
 }
 
+// WithBalancer sets the policy that picks the server of each call:
+// "p2c" (balancer.P2C) takes two servers at random and sends the call to
+// the one with fewer calls in flight; "round_robin" (balancer.RoundRobin)
+// takes them in turn. Another name makes every call fail with
+// InvalidArgument. Default: "p2c".
+func WithBalancer(policy string) Option {
+	return func(o *options) { o.balancer = policy }
+}
+
+// WithEjection sets how long a server whose connections fail is left out:
+// base the first time, doubled for each failure in a row up to limit, each
+// spread at random by up to a fifth either way and never over limit.
+// Default: 1 s and 30 s.
+func WithEjection(base, limit time.Duration) Option {
+	return func(o *options) { o.ejectBase, o.ejectMax = base, limit }
+}
+
+// WithResolver sets the resolver of a scheme:///name target: it finds the
+// addresses of the service name, and follows them as servers come and go.
+// A host:port target needs none.
+func WithResolver(r resolver.Resolver) Option {
+	return func(o *options) { o.resolver = r }
+}
+
 // WithConfig applies the non-zero settings of rpc.yaml's client section.
 // The target is not an option: pass it to New.
 func WithConfig(c config.Client) Option {
@@ -108,6 +142,9 @@ func WithConfig(c config.Client) Option {
 		}
 		if c.Mux.WaitTimeout > 0 {
 			o.mux.WaitTimeout = c.Mux.WaitTimeout
+		}
+		if c.Balancer != "" {
+			o.balancer = c.Balancer
 		}
 		if c.Retry.Attempts > 0 {
 			o.retry = RetryPolicy{Attempts: c.Retry.Attempts, Base: c.Retry.Base, Cap: c.Retry.Cap,

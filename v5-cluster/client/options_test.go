@@ -43,6 +43,9 @@ func TestWithConfig(t *testing.T) {
 		// A policy without attempts is no policy: its other fields alone
 		// change nothing.
 		{"retry without attempts", config.Client{Retry: config.Retry{Base: time.Second, Jitter: 0.5}}, func(*options) {}},
+		{"balancer", config.Client{Balancer: "round_robin"}, func(o *options) {
+			o.balancer = "round_robin"
+		}},
 		{"retry with attempts only", config.Client{Retry: config.Retry{Attempts: 2}}, func(o *options) {
 			o.retry = RetryPolicy{Attempts: 2}
 		}},

@@ -28,5 +28,6 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		"client.retry.cap":         {c.Retry.Cap, RetryPolicy{}.backoff(64)},
 		"client.retry.jitter":      {c.Retry.Jitter, d.retry.Jitter},
 		"client.retry.per_attempt": {c.Retry.PerAttempt, d.retry.PerAttempt},
+		"client.balancer":          {c.Balancer, d.balancer},
 	})
 }

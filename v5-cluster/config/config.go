@@ -83,7 +83,8 @@ type Service struct {
 
 // Client holds the client's settings. Zero values mean the default.
 type Client struct {
-	// Target is the server's host:port.
+	// Target is the server's host:port, or scheme:///name for the servers
+	// of a service that a resolver finds.
 	Target string `yaml:"target"`
 	// Timeout is the deadline of a call whose context has none.
 	Timeout time.Duration `yaml:"timeout"`
@@ -96,6 +97,10 @@ type Client struct {
 	Mux Mux `yaml:"mux"`
 	// Retry is the retry policy of calls that set none.
 	Retry Retry `yaml:"retry"`
+
+	// Balancer is the policy that picks a server for each call: p2c or
+	// round_robin.
+	Balancer string `yaml:"balancer"`
 }
 
 // Mux holds the settings of the client's connections to a target.
@@ -215,9 +220,18 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.Client.Target != "" {
-		if _, _, err := net.SplitHostPort(c.Client.Target); err != nil {
+		if scheme, name, ok := strings.Cut(c.Client.Target, ":///"); ok {
+			if scheme == "" || name == "" {
+				return fmt.Errorf("client.target: %q, want host:port or scheme:///name", c.Client.Target)
+			}
+		} else if _, _, err := net.SplitHostPort(c.Client.Target); err != nil {
 			return fmt.Errorf("client.target: %w", err)
 		}
+	}
+	switch c.Client.Balancer {
+	case "", "p2c", "round_robin":
+	default:
+		return fmt.Errorf("client.balancer: %q, want p2c or round_robin", c.Client.Balancer)
 	}
 	for _, v := range []struct {
 		name string

@@ -130,6 +130,11 @@ func TestParseValid(t *testing.T) {
 		{name: "no jitter", in: "client:\n  retry:\n    attempts: 3\n    jitter: 0\n", want: config.Config{Client: config.Client{Retry: config.Retry{Attempts: 3}}}},
 		{name: "empty mux and retry sections", in: "client:\n  mux:\n  retry:\n"},
 		{
+			name: "a service's servers, round-robin",
+			in:   "client:\n  target: etcd:///myrpc.helloworld.Greeter\n  balancer: round_robin\n",
+			want: config.Config{Client: config.Client{Target: "etcd:///myrpc.helloworld.Greeter", Balancer: "round_robin"}},
+		},
+		{
 			name: "empty trailing documents",
 			in:   "client:\n  timeout: 1s\n---\n---\n# end\n",
 			want: config.Config{Client: config.Client{Timeout: time.Second}},
@@ -182,6 +187,9 @@ func TestParseInvalid(t *testing.T) {
 			"    - {name: a.B, address: 127.0.0.1:1}",
 			"    - {name: c.D, address: nowhere}"), []string{"server.services[1]", "c.D", "address"}},
 		{"bad client target", "client:\n  target: localhost\n", []string{"client.target"}},
+		{"target without a scheme", "client:\n  target: :///svc\n", []string{"client.target", "scheme:///name"}},
+		{"target without a name", "client:\n  target: etcd:///\n", []string{"client.target", "scheme:///name"}},
+		{"unknown balancer", "client:\n  balancer: random\n", []string{"client.balancer", "random"}},
 		{"unknown registry key", "registry:\n  lease: 3s\n", []string{"lease"}},
 		{"registry service without endpoints", "registry:\n  service: myrpc.demo\n", []string{"registry.endpoints", "empty"}},
 		{"registry service with a slash", "registry:\n  endpoints: [127.0.0.1:2379]\n  service: a/b\n", []string{"registry.service", "a/b"}},
@@ -427,7 +435,7 @@ func TestLoadRepoConfig(t *testing.T) {
 		Server: c.Server,
 		Client: config.Client{Target: "127.0.0.1:8001", Timeout: 30 * time.Second, DialTimeout: 5 * time.Second, MaxFrameBytes: 4 << 20,
 			Mux:   config.Mux{MaxConns: 4, MaxStreams: 1024, IdleTimeout: 30 * time.Second, WaitTimeout: time.Second},
-			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}},
+			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}, Balancer: "p2c"},
 		Registry: config.Registry{Endpoints: []string{"127.0.0.1:2379"}, TTL: 10 * time.Second, DeregisterWait: time.Second},
 	}
 	want.Server.MaxFrameBytes = 4 << 20
