@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"time"
@@ -28,31 +29,43 @@ func (s *Server) register(lis net.Listener) (unregister func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.regMu.Lock()
+	if s.unlisted != nil {
+		// Shutdown has started: no client is to find the server now.
+		s.regMu.Unlock()
+		return func() {}, nil
+	}
+	s.registering.Add(1)
+	s.regMu.Unlock()
 	ctx, cancel := context.WithTimeout(s.baseCtx, registerTimeout)
 	defer cancel()
 	reg, err := registry.Register(ctx, o.registry, o.registryService, addr, o.registryTTL, registry.WithLogger(s.log))
+	s.regMu.Lock()
+	if err == nil {
+		s.regs[reg] = addr
+	}
+	shutdown := s.unlisted != nil
+	s.regMu.Unlock()
+	s.registering.Done()
 	if err != nil {
+		if shutdown {
+			// Close cut the registration short.
+			return func() {}, nil
+		}
 		return nil, fmt.Errorf("rpc: %w", err)
 	}
-	s.regMu.Lock()
-	if s.unlisted != nil {
-		// Shutdown started while the key was being put: it is not
-		// waited for.
-		s.regMu.Unlock()
-		_ = reg.Deregister(ctx)
-		return func() {}, nil
-	}
-	s.regs[reg] = addr
-	s.regMu.Unlock()
 	s.log.Info("rpc: registered", "service", o.registryService, "addr", addr, "ttl", o.registryTTL)
 	return func() {
 		s.regMu.Lock()
 		delete(s.regs, reg)
+		unlisted := s.unlisted != nil
 		s.regMu.Unlock()
-		// After Shutdown's removal, this returns at once.
+		// After Shutdown's removal this returns at once, with its error,
+		// which Shutdown has logged. It removes a key that Shutdown did
+		// not wait for: one that a Close found still being registered.
 		ctx, cancel := context.WithTimeout(context.Background(), registerTimeout)
 		defer cancel()
-		if err := reg.Deregister(ctx); err != nil {
+		if err := reg.Deregister(ctx); err != nil && !unlisted {
 			s.log.Warn("rpc: deregister failed; the key goes when its lease ends", "addr", addr, "err", err)
 		}
 	}, nil
@@ -76,12 +89,23 @@ func (s *Server) unlist(ctx context.Context) {
 	}
 	done = make(chan struct{})
 	s.unlisted = done
-	regs := make(map[*registry.Registration]string, len(s.regs))
-	for reg, addr := range s.regs {
-		regs[reg] = addr
-	}
 	s.regMu.Unlock()
 	defer close(done)
+	// A registration under way is waited for, and taken out with the
+	// others. (Cut short, its key could be in etcd without the server
+	// knowing, until its lease ended.)
+	registered := make(chan struct{})
+	go func() {
+		s.registering.Wait()
+		close(registered)
+	}()
+	select {
+	case <-registered:
+	case <-ctx.Done():
+	}
+	s.regMu.Lock()
+	regs := maps.Clone(s.regs)
+	s.regMu.Unlock()
 
 	if len(regs) == 0 {
 		return

@@ -66,6 +66,13 @@ func (w *watcher) waitFor(t *testing.T, want ...string) {
 	}
 }
 
+// numRegs returns the number of registrations the server holds.
+func (s *Server) numRegs() int {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return len(s.regs)
+}
+
 // startRegistered starts a server with Greeter and a blocking service, registered as test.Service in etcd.
 func startRegistered(t *testing.T, etcd *etcdtest.Cluster, opts ...Option) (*testServer, *blockingService) {
 	t.Helper()
@@ -170,6 +177,12 @@ func TestRegistryLeaseEnds(t *testing.T) {
 	const ttl = 2 * time.Second
 	ts, _ := startRegistered(t, etcd, WithRegistry(etcd.Client(), "test.Service", ttl))
 	w.waitFor(t, ts.addr)
+	// The watch can see the key before Register returns; a Close before
+	// then would find the registration under way, and remove its key when
+	// it ends.
+	if !waitFor(waitLong, func() bool { return ts.numRegs() == 1 }) {
+		t.Fatal("the server does not know it is registered")
+	}
 	if err := ts.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +243,43 @@ func TestAdvertised(t *testing.T) {
 		got, err := advertised(addr, tt.adv)
 		if tt.fails != (err != nil) || got != tt.want {
 			t.Errorf("advertised(%s, %q) = %q, %v; want %q, fails %v", tt.lis, tt.adv, got, err, tt.want, tt.fails)
+		}
+	}
+}
+
+// TestRegistryShutdownWhileRegistering: a Shutdown that starts as Serve is
+// registering leaves no key behind, and Serve returns ErrServerClosed, not
+// the registration's error.
+func TestRegistryShutdownWhileRegistering(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	cli := etcd.Client()
+	for i := range 20 {
+		s := New(WithLogger(quietLogger()), WithRegistry(cli, "test.Service", 0), WithDeregisterWait(0))
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(lis) }()
+		// Later and later into the registration.
+		time.Sleep(time.Duration(i) * 500 * time.Microsecond)
+		if err := s.Shutdown(ctxTimeout(t, waitLong)); err != nil {
+			t.Fatalf("round %d: Shutdown = %v", i, err)
+		}
+		select {
+		case err := <-served:
+			if !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("round %d: Serve = %v, want ErrServerClosed", i, err)
+			}
+		case <-time.After(waitLong):
+			t.Fatalf("round %d: Serve did not return", i)
+		}
+		got, err := cli.Get(ctxTimeout(t, waitLong), registry.Key("test.Service", lis.Addr().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Kvs) != 0 {
+			t.Fatalf("round %d: the key is still in etcd after Shutdown", i)
 		}
 	}
 }

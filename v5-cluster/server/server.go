@@ -92,6 +92,8 @@ type Server struct {
 	// unlisted is made when Shutdown starts taking the addresses out of
 	// the registry, and closed when it has, and waited (unlist).
 	unlisted chan struct{}
+	// registering counts the registrations under way.
+	registering sync.WaitGroup
 }
 
 // New returns a server with the options applied.
