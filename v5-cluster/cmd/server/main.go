@@ -102,7 +102,7 @@ func run(log *slog.Logger, configPath, addr, statsAddr string) error {
 	if timeout == 0 {
 		timeout = defaultShutdownTimeout
 	}
-	log.Info("shutting down: no new connections; waiting for calls in flight", "timeout", timeout)
+	log.Info("shutting down: calls in flight may finish", "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := s.Shutdown(sctx); err != nil {
