@@ -13,6 +13,7 @@ import (
 	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/services"
+	"myrpc/v5-cluster/client"
 	"myrpc/v5-cluster/etcdtest"
 	"myrpc/v5-cluster/registry"
 )
@@ -282,4 +283,97 @@ func TestRegistryShutdownWhileRegistering(t *testing.T) {
 			t.Fatalf("round %d: the key is still in etcd after Shutdown", i)
 		}
 	}
+}
+
+// TestRegistryClientStopsPicking: a client that finds the servers through
+// etcd stops picking a server once Shutdown has taken its key out, while
+// that server still serves, and no call fails as it goes.
+func TestRegistryClientStopsPicking(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	a, _ := startRegistered(t, etcd, WithDeregisterWait(waitLong))
+	b, _ := startRegistered(t, etcd)
+	c := client.New("etcd:///test.Service", client.WithResolver(registry.NewResolver(etcd.Client())),
+		client.WithLogger(quietLogger()))
+	defer c.Close()
+	greeter := helloworld.NewGreeterClient(c)
+	hello := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		_, err := greeter.Hello(ctx, &helloworld.HelloRequest{Msg: "lb"})
+		return err
+	}
+	endpoints := func() []string {
+		var addrs []string
+		for _, e := range c.Endpoints() {
+			if !e.Removed {
+				addrs = append(addrs, e.Addr)
+			}
+		}
+		slices.Sort(addrs)
+		return addrs
+	}
+	both := []string{a.addr, b.addr}
+	slices.Sort(both)
+	if !waitFor(waitLong, func() bool { return slices.Equal(endpoints(), both) }) {
+		t.Fatalf("the client's servers are %q, want %q", endpoints(), both)
+	}
+
+	// Callers run through the whole Shutdown.
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := hello(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	// Both serve before the Shutdown.
+	if !waitFor(waitLong, func() bool { return a.Stats()["calls"] > 10 && b.Stats()["calls"] > 10 }) {
+		t.Fatalf("calls a %v, b %v: the client does not spread its calls", a.Stats()["calls"], b.Stats()["calls"])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- a.Shutdown(ctx) }()
+	if !waitFor(waitLong, func() bool { return slices.Equal(endpoints(), []string{b.addr}) }) {
+		t.Fatalf("the client's servers are %q after a's key went, want only b's", endpoints())
+	}
+	// Calls picked before the client saw the change may still be on a.
+	if !waitFor(waitLong, func() bool { return len(c.Endpoints()) == 1 }) {
+		t.Fatalf("a's calls never ended: %+v", c.Endpoints())
+	}
+	before, bBefore := a.Stats()["calls"], b.Stats()["calls"]
+	if !waitFor(waitLong, func() bool { return b.Stats()["calls"] > bBefore+100 }) {
+		t.Fatal("the callers stopped")
+	}
+	if after := a.Stats()["calls"]; after != before {
+		t.Fatalf("a was picked %v times after the client saw it gone", after-before)
+	}
+	select {
+	case err := <-shutdown:
+		t.Fatalf("a's Shutdown returned %v within its deregister wait", err)
+	default:
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a call failed: %v", err)
+	}
+	cancel()
+	<-shutdown
+	a.waitServed(t)
 }
