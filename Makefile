@@ -56,6 +56,10 @@ run-v3: ## the same for V3: futures, callbacks, retries, multiplexing
 run-v4: ## the same for V4: the epoll server and batched writes
 	@scripts/run-stage.sh v4-epoll-batch
 
+.PHONY: run-v5
+run-v5: ## V5: etcd, servers found through it, calls spread; servers stopped, killed, added
+	@scripts/run-stage.sh v5-cluster
+
 ##@ Check
 
 # The steps of make test, in order.

@@ -4,7 +4,9 @@
 # server with SIGTERM and checks that it shut down cleanly (exit status 0).
 # The server serves its counters on a second free port (-stats-addr), and
 # the client reads them (-stats) to show what the server saw. V4's demo
-# compares V4's server with V3's, so for it a V3 server runs too.
+# compares V4's server with V3's, so for it a V3 server runs too. V5's demo
+# is a command of its own (cmd/cluster), which starts etcd in its process
+# and the servers (cmd/server) as processes of their own.
 set -euo pipefail
 stage=${1:?usage: run-stage.sh STAGE-FOLDER}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,13 @@ start() {
   echo "the $1 server did not start listening" >&2
   exit 1
 }
+
+if [ "$stage" = v5-cluster ]; then
+  build "$stage"
+  (cd "$root/$stage" && go build -o "$root/.bin/$stage/cluster" ./cmd/cluster)
+  echo "== $stage: etcd, servers that register in it, a client that finds them there =="
+  exec "$root/.bin/$stage/cluster" -server "$root/.bin/$stage/server"
+fi
 
 build "$stage"
 start "$stage"

@@ -18,6 +18,29 @@ import (
 type Config struct {
 	Server Server `yaml:"server"`
 	Client Client `yaml:"client"`
+
+	// Registry is where servers list themselves and clients find them.
+	Registry Registry `yaml:"registry"`
+}
+
+// Registry holds the settings of the etcd registry, for servers and
+// clients. Zero values mean the default.
+type Registry struct {
+	// Endpoints are etcd's members, host:port or URLs.
+	Endpoints []string `yaml:"endpoints"`
+	// Service is the name a server registers its addresses under; empty
+	// means a server does not register. A client names the service in its
+	// target instead (etcd:///<service>).
+	Service string `yaml:"service"`
+	// TTL is the lease of a server's key: how long a server that died
+	// stays listed.
+	TTL time.Duration `yaml:"ttl"`
+	// DeregisterWait is how long a server goes on serving after Shutdown
+	// took its key out, for clients to stop picking it.
+	DeregisterWait time.Duration `yaml:"deregister_wait"`
+	// Advertise is the address a server registers instead of its
+	// listener's: host:port, or a host alone to keep the listener's port.
+	Advertise string `yaml:"advertise"`
 }
 
 // Server holds the server's settings. Zero values mean the default.
@@ -193,6 +216,9 @@ func (c *Config) Validate() error {
 	if j := c.Client.Retry.Jitter; !(j >= 0 && j <= 1) { // NaN too
 		return fmt.Errorf("client.retry.jitter is %v, want 0 to 1", j)
 	}
+	if err := c.Registry.validate(); err != nil {
+		return err
+	}
 	if c.Client.Target != "" {
 		if scheme, name, ok := strings.Cut(c.Client.Target, ":///"); ok {
 			if scheme == "" || name == "" {
@@ -235,9 +261,28 @@ func (c *Config) Validate() error {
 
 		{"server.max_conn_calls", int64(c.Server.MaxConnCalls)},
 		{"server.max_conn_bytes", int64(c.Server.MaxConnBytes)},
+
+		{"registry.ttl", int64(c.Registry.TTL)},
+		{"registry.deregister_wait", int64(c.Registry.DeregisterWait)},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("%s is negative", v.name)
+		}
+	}
+	return nil
+}
+
+// validate reports the first registry setting that cannot work.
+func (r *Registry) validate() error {
+	if strings.Contains(r.Service, "/") {
+		return fmt.Errorf("registry.service: %q has a '/'", r.Service)
+	}
+	if r.Service != "" && len(r.Endpoints) == 0 {
+		return fmt.Errorf("registry.service is %s, but registry.endpoints is empty", r.Service)
+	}
+	for i, e := range r.Endpoints {
+		if strings.TrimSpace(e) == "" {
+			return fmt.Errorf("registry.endpoints[%d] is empty", i)
 		}
 	}
 	return nil

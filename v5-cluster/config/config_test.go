@@ -46,6 +46,12 @@ client:
     cap: 2s
     jitter: 0.25
     per_attempt: 700ms
+registry:
+  endpoints: [127.0.0.1:2379, "http://10.0.0.2:2379"]
+  service: myrpc.demo
+  ttl: 7s
+  deregister_wait: 1500ms
+  advertise: 10.0.0.9
 `
 
 func TestParseValid(t *testing.T) {
@@ -90,7 +96,19 @@ func TestParseValid(t *testing.T) {
 						PerAttempt: 700 * time.Millisecond,
 					},
 				},
+				Registry: config.Registry{
+					Endpoints:      []string{"127.0.0.1:2379", "http://10.0.0.2:2379"},
+					Service:        "myrpc.demo",
+					TTL:            7 * time.Second,
+					DeregisterWait: 1500 * time.Millisecond,
+					Advertise:      "10.0.0.9",
+				},
 			},
+		},
+		{
+			name: "a client's registry: endpoints only",
+			in:   "registry:\n  endpoints: [127.0.0.1:2379]\n",
+			want: config.Config{Registry: config.Registry{Endpoints: []string{"127.0.0.1:2379"}}},
 		},
 		{name: "empty document", in: ""},
 		{name: "only a comment", in: "# nothing set\n"},
@@ -172,6 +190,10 @@ func TestParseInvalid(t *testing.T) {
 		{"target without a scheme", "client:\n  target: :///svc\n", []string{"client.target", "scheme:///name"}},
 		{"target without a name", "client:\n  target: etcd:///\n", []string{"client.target", "scheme:///name"}},
 		{"unknown balancer", "client:\n  balancer: random\n", []string{"client.balancer", "random"}},
+		{"unknown registry key", "registry:\n  lease: 3s\n", []string{"lease"}},
+		{"registry service without endpoints", "registry:\n  service: myrpc.demo\n", []string{"registry.endpoints", "empty"}},
+		{"registry service with a slash", "registry:\n  endpoints: [127.0.0.1:2379]\n  service: a/b\n", []string{"registry.service", "a/b"}},
+		{"empty registry endpoint", "registry:\n  endpoints: [127.0.0.1:2379, \"\"]\n", []string{"registry.endpoints[1]", "empty"}},
 		{"duration without unit", "server:\n  frame_timeout: 10\n", []string{"10"}},
 		{"duration with bad unit", "client:\n  timeout: 1d\n", []string{"1d"}},
 		{"number as words", "server:\n  max_conns: lots\n", []string{"lots"}},
@@ -198,6 +220,8 @@ func TestParseInvalid(t *testing.T) {
 		"client.retry.base: -10ms",
 		"client.retry.cap: -1s",
 		"client.retry.per_attempt: -1ms",
+		"registry.ttl: -10s",
+		"registry.deregister_wait: -1s",
 	} {
 		// "a.b.c: v" becomes a nested YAML document.
 		path, value, _ := strings.Cut(field, ":")
@@ -412,6 +436,7 @@ func TestLoadRepoConfig(t *testing.T) {
 		Client: config.Client{Target: "127.0.0.1:8001", Timeout: 30 * time.Second, DialTimeout: 5 * time.Second, MaxFrameBytes: 4 << 20,
 			Mux:   config.Mux{MaxConns: 4, MaxStreams: 1024, IdleTimeout: 30 * time.Second, WaitTimeout: time.Second},
 			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}, Balancer: "p2c"},
+		Registry: config.Registry{Endpoints: []string{"127.0.0.1:2379"}, TTL: 10 * time.Second, DeregisterWait: time.Second},
 	}
 	want.Server.MaxFrameBytes = 4 << 20
 	want.Server.FrameTimeout = 10 * time.Second

@@ -31,4 +31,12 @@
 // "connection" stays the server's own: a handler cannot set it, so a
 // response carries the connection: close mark only when the server closes
 // the connection after it.
+//
+// A server given a registry (WithRegistry) lists every address it serves
+// in etcd, under a lease it keeps alive (package registry), from the
+// moment Serve starts on it. Shutdown takes the addresses out first, and
+// goes on serving for the deregister wait (WithDeregisterWait), so that
+// the clients watching etcd stop picking the server before it stops
+// accepting; then it drains as above. A server that dies without
+// Shutdown stays listed until its lease ends.
 package server

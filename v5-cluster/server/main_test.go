@@ -21,6 +21,7 @@ import (
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/services"
 	"myrpc/v5-cluster/codec"
+	"myrpc/v5-cluster/etcdtest"
 )
 
 func TestMain(m *testing.M) {
@@ -31,7 +32,9 @@ func TestMain(m *testing.M) {
 	// the tests of a connection's bounds again on the epoll engine, and the
 	// conformance suite covers it too.
 	reactorByDefault = false
-	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+	// etcdtest's check gives the goroutines of the etcd that the registry
+	// tests start time to end.
+	etcdtest.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // logBuffer collects a server's log as JSON lines.

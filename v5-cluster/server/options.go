@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/config"
@@ -33,6 +35,13 @@ type options struct {
 
 	// interceptors run around every method, the first outermost.
 	interceptors []rpc.UnaryServerInterceptor
+
+	// The registry the server puts its addresses in (WithRegistry).
+	registry        *clientv3.Client
+	registryService string
+	registryTTL     time.Duration
+	advertiseAddr   string
+	deregisterWait  time.Duration
 }
 
 func defaultOptions() options {
@@ -47,8 +56,23 @@ func defaultOptions() options {
 
 		maxConnCalls: 1024,
 		maxConnBytes: 4 << 20,
+
+		registryTTL:    DefaultRegistryTTL,
+		deregisterWait: DefaultDeregisterWait,
 	}
 }
+
+// The registry's defaults (WithRegistry, WithDeregisterWait).
+const (
+	// DefaultRegistryTTL is the lease of a registered address: a server
+	// that dies without Shutdown stays listed this long at most.
+	DefaultRegistryTTL = 10 * time.Second
+	// DefaultDeregisterWait is how long Shutdown goes on serving after it
+	// took the server's addresses out of the registry. Clients watching
+	// the registry see a removal within milliseconds when etcd is near;
+	// the rest is room for a busy client or a far etcd.
+	DefaultDeregisterWait = time.Second
+)
 
 // WithMaxFrameSize caps meta + body of a request frame; a bigger frame is
 // answered with code 8 and its connection closed. Responses over the cap are
@@ -135,6 +159,44 @@ func WithMaxConnBytes(n int) Option {
 // Default: none.
 func WithInterceptors(interceptors ...rpc.UnaryServerInterceptor) Option {
 	return func(o *options) { o.interceptors = append(o.interceptors, interceptors...) }
+}
+
+// WithRegistry lists the server in etcd, through cli, as a server of
+// service, the name clients resolve (etcd:///service): when Serve starts
+// on a listener it puts the listener's address (or the one of
+// WithAdvertiseAddr) under /myrpc/services/<service>/<addr> in a lease of
+// ttl, which it keeps alive (package registry); 0 means
+// DefaultRegistryTTL. Serve fails if the address cannot be put there.
+// Shutdown first takes the addresses out, then goes on serving for the
+// deregister wait (WithDeregisterWait), so that clients stop picking the
+// server, and only then drains it. Close does not wait for etcd: the key
+// of a closed server, as of one that died, goes when its lease ends. cli
+// stays the caller's to close, after Shutdown. Default: no registry.
+func WithRegistry(cli *clientv3.Client, service string, ttl time.Duration) Option {
+	return func(o *options) {
+		o.registry, o.registryService = cli, service
+		if ttl > 0 {
+			o.registryTTL = ttl
+		}
+	}
+}
+
+// WithAdvertiseAddr sets the address the server registers (WithRegistry)
+// instead of its listener's: the one clients can dial, for a server that
+// listens on 0.0.0.0 or behind NAT. A host alone keeps each listener's
+// port. Default: the listener's address, which must not be 0.0.0.0 or ::
+// then.
+func WithAdvertiseAddr(addr string) Option {
+	return func(o *options) { o.advertiseAddr = addr }
+}
+
+// WithDeregisterWait sets how long Shutdown goes on serving after it took
+// the server's addresses out of the registry, before it stops accepting
+// and drains: the time the clients watching the registry have to stop
+// picking the server. A Shutdown whose context ends first drains at once.
+// 0 means no wait. Default: DefaultDeregisterWait (1 s).
+func WithDeregisterWait(d time.Duration) Option {
+	return func(o *options) { o.deregisterWait = d }
 }
 
 // WithConfig applies the settings of rpc.yaml's server section: every

@@ -28,3 +28,18 @@ func TestRPCYAMLShowsTheDefaults(t *testing.T) {
 		"server.max_conn_bytes":  {s.MaxConnBytes, d.maxConnBytes},
 	})
 }
+
+// TestRPCYAMLShowsTheRegistryDefaults: so are the registry's lease and
+// deregister wait, which cmd/server passes to WithRegistry and
+// WithDeregisterWait.
+func TestRPCYAMLShowsTheRegistryDefaults(t *testing.T) {
+	cfg, err := config.Load("../rpc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, d := cfg.Registry, defaultOptions()
+	configtest.Shown(t, "../rpc.yaml", "registry.", []string{"registry.endpoints", "registry.service"}, map[string][2]any{
+		"registry.ttl":             {r.TTL, d.registryTTL},
+		"registry.deregister_wait": {r.DeregisterWait, d.deregisterWait},
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/config"
 	"myrpc/v5-cluster/poller"
+	"myrpc/v5-cluster/registry"
 )
 
 // reactorByDefault says whether new servers use the epoll engine: where it
@@ -82,6 +83,17 @@ type Server struct {
 	// interceptor is the chain of the interceptors (WithInterceptors),
 	// nil when there are none.
 	interceptor rpc.UnaryServerInterceptor
+
+	// regMu protects regs and unlisted.
+	regMu sync.Mutex
+	// regs maps the registrations of the addresses served (WithRegistry)
+	// to their addresses.
+	regs map[*registry.Registration]string
+	// unlisted is made when Shutdown starts taking the addresses out of
+	// the registry, and closed when it has, and waited (unlist).
+	unlisted chan struct{}
+	// registering counts the registrations under way.
+	registering sync.WaitGroup
 }
 
 // New returns a server with the options applied.
@@ -103,6 +115,8 @@ func New(opts ...Option) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		drained:   make(chan struct{}),
+
+		regs: make(map[*registry.Registration]string),
 	}
 	if o.maxConns > 0 {
 		s.slots = make(chan struct{}, o.maxConns)
@@ -187,6 +201,11 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 	}
 	defer s.trackListener(lis, false)
 	defer lis.Close()
+	unregister, err := s.register(lis)
+	if err != nil {
+		return err
+	}
+	defer unregister()
 	s.workersOnce.Do(func() {
 		// A size of 0 or less makes an unbounded pool. NewPool fails only
 		// on bad options, and none are passed. The pool never blocks its
@@ -345,12 +364,14 @@ func isTemporary(err error) bool {
 	return false
 }
 
-// Shutdown stops the server gracefully: it closes the listeners, closes
-// connections that are waiting for a request, answers requests that arrive
-// from now on with code 14, and waits for calls in flight to finish. If ctx
-// ends first, it closes every connection, cancels the handlers' contexts and
-// returns ctx's error.
+// Shutdown stops the server gracefully: it takes its addresses out of the
+// registry and goes on serving for the deregister wait (WithRegistry),
+// then closes the listeners, closes connections that are waiting for a
+// request, answers requests that arrive from now on with code 14, and
+// waits for calls in flight to finish. If ctx ends first, it closes every
+// connection, cancels the handlers' contexts and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.unlist(ctx)
 	s.mu.Lock()
 	if !s.inShutdown {
 		s.inShutdown = true

@@ -1,7 +1,9 @@
 // Command client runs the V4 demo: idle connections held open to a V3
 // server (-compare) and then to this V4 server, to compare what each costs,
 // then many calls answered with few writev system calls by a server with a
-// few reactors.
+// few reactors. In V5 its target may also be etcd:///<service>: the
+// servers registered under the service in the etcd of rpc.yaml's registry
+// section, over which the calls are spread.
 package main
 
 import (
@@ -12,12 +14,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"myrpc/shared/proto/helloworld"
 	"myrpc/v5-cluster/client"
 	"myrpc/v5-cluster/config"
+	"myrpc/v5-cluster/registry"
 )
 
 func main() {
@@ -47,7 +53,9 @@ func main() {
 		conns = max(limit-200, 0)
 		fmt.Printf("   (This machine lets a process open %d files: %d connections, not %d.)\n", limit, conns, *idle)
 	}
-	if *compare == "" || *compareStats == "" || *statsURL == "" {
+	if strings.Contains(target, ":///") {
+		fmt.Println("   (the comparison needs one server's host:port: pass -addr)")
+	} else if *compare == "" || *compareStats == "" || *statsURL == "" {
 		fmt.Println("   (pass -stats, -compare and -compare-stats to compare with a V3 server)")
 	} else if conns == 0 {
 		fmt.Println("   (too few to compare)")
@@ -74,8 +82,12 @@ func main() {
 		fmt.Println("   into a buffer per reactor: a connection has its own only for a request half read.")
 	}
 
-	cli := client.New(target, client.WithConfig(cfg.Client))
-	defer cli.Close()
+	cli, closeCli, err := newClient(cfg, target)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer closeCli()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	const n = 1000
@@ -111,6 +123,33 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// newClient returns a client of target with the config's client settings;
+// a target etcd:///<service> is resolved through the etcd of the config's
+// registry section. closeAll closes the client, then its etcd client.
+func newClient(cfg *config.Config, target string) (c *client.Client, closeAll func(), err error) {
+	opts := []client.Option{client.WithConfig(cfg.Client)}
+	var etcd *clientv3.Client
+	if scheme, _, ok := strings.Cut(target, ":///"); ok {
+		if scheme != "etcd" {
+			return nil, nil, fmt.Errorf("target %s: the scheme is not etcd", target)
+		}
+		if len(cfg.Registry.Endpoints) == 0 {
+			return nil, nil, fmt.Errorf("target %s: the config's registry section names no etcd endpoints", target)
+		}
+		if etcd, err = registry.NewClient(cfg.Registry.Endpoints); err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, client.WithResolver(registry.NewResolver(etcd)))
+	}
+	c = client.New(target, opts...)
+	return c, func() {
+		c.Close()
+		if etcd != nil {
+			etcd.Close()
+		}
+	}, nil
 }
 
 // holdIdle opens up to n connections to a server, sends nothing on them,

@@ -1,5 +1,9 @@
-// Command server runs the V4 demo server: Greeter and Echo, configured by
-// rpc.yaml. SIGINT or SIGTERM shuts it down gracefully.
+// Command server runs the V5 demo server: Greeter and Echo, configured by
+// rpc.yaml. SIGINT or SIGTERM shuts it down gracefully. With a service
+// named in rpc.yaml's registry section, it registers its address in etcd
+// under that name, and takes it out first when it shuts down. Every
+// response carries the trailer served-by, the server's process id, so that
+// a client can tell which server answered it.
 package main
 
 import (
@@ -14,13 +18,18 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/rpc"
 	"myrpc/shared/proto/services"
 	"myrpc/v5-cluster/config"
+	"myrpc/v5-cluster/registry"
 	"myrpc/v5-cluster/server"
 )
 
@@ -54,7 +63,20 @@ func run(log *slog.Logger, configPath, addr, statsAddr string) error {
 	if addr != "" {
 		cfg.Server.SetAddress(addr)
 	}
-	s := server.New(server.WithConfig(cfg.Server), server.WithLogger(log))
+	opts := []server.Option{server.WithConfig(cfg.Server), server.WithLogger(log), server.WithInterceptors(servedBy)}
+	if r := cfg.Registry; r.Service != "" {
+		cli, err := registry.NewClient(r.Endpoints)
+		if err != nil {
+			return err
+		}
+		// Closed after Shutdown, which takes the key out through it.
+		defer cli.Close()
+		opts = append(opts, server.WithRegistry(cli, r.Service, r.TTL), server.WithAdvertiseAddr(r.Advertise))
+		if r.DeregisterWait > 0 {
+			opts = append(opts, server.WithDeregisterWait(r.DeregisterWait))
+		}
+	}
+	s := server.New(opts...)
 	helloworld.RegisterGreeterServer(s, services.Greeter{})
 	echo.RegisterEchoServer(s, services.Echo{})
 	if statsAddr != "" {
@@ -80,7 +102,7 @@ func run(log *slog.Logger, configPath, addr, statsAddr string) error {
 	if timeout == 0 {
 		timeout = defaultShutdownTimeout
 	}
-	log.Info("shutting down: no new connections; waiting for calls in flight", "timeout", timeout)
+	log.Info("shutting down: calls in flight may finish", "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := s.Shutdown(sctx); err != nil {
@@ -92,6 +114,16 @@ func run(log *slog.Logger, configPath, addr, statsAddr string) error {
 	log.Info("shut down cleanly")
 	return nil
 }
+
+// servedBy sets the trailer served-by, this process's id, on every
+// response.
+func servedBy(ctx context.Context, req proto.Message, _ *rpc.UnaryServerInfo, handler rpc.UnaryHandler) (proto.Message, error) {
+	_ = rpc.SetTrailer(ctx, rpc.Metadata{ServedBy: strconv.Itoa(os.Getpid())})
+	return handler(ctx, req)
+}
+
+// ServedBy is the trailer that names the server that answered.
+const ServedBy = "served-by"
 
 // serveStats serves the server's counters (server.Stats), its goroutines
 // and its resident memory as JSON at http://statsAddr/stats, for the demo

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,14 +21,19 @@ import (
 	"go.uber.org/goleak"
 
 	"myrpc/shared/proto/helloworld"
+	"myrpc/shared/proto/rpc"
 	"myrpc/v5-cluster/client"
 	"myrpc/v5-cluster/config"
+	"myrpc/v5-cluster/etcdtest"
+	"myrpc/v5-cluster/registry"
 )
 
 func TestMain(m *testing.M) {
 	// ants starts a default pool when it is imported: its goroutines are
 	// there before any test runs.
-	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+	// etcdtest's check gives the goroutines of the etcd that
+	// TestRunRegisters starts time to end.
+	etcdtest.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // syncBuffer is a buffer safe for a logger and a test to share.
@@ -218,5 +225,80 @@ func TestRPCYAMLShowsTheDefaultShutdownTimeout(t *testing.T) {
 	}
 	if got := cfg.Server.ShutdownTimeout; got != defaultShutdownTimeout {
 		t.Errorf("rpc.yaml shows server.shutdown_timeout: %v, but the default is %v", got, defaultShutdownTimeout)
+	}
+}
+
+// TestRunRegisters: with a service named in the registry section, run
+// registers its address in etcd, answers with the trailer served-by, and
+// on SIGTERM takes the key out before it shuts down.
+func TestRunRegisters(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	path := writeConfig(t, addr, "registry:\n"+
+		"  endpoints: ["+strings.Join(etcd.Endpoints(), ", ")+"]\n"+
+		"  service: test.Demo\n"+
+		"  deregister_wait: 100ms\n")
+
+	addrs := make(chan []string, 16)
+	res, err := registry.NewResolver(etcd.Client()).Resolve("test.Demo", func(a []string) { addrs <- a })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	waitAddrs := func(want ...string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case got := <-addrs:
+				if slices.Equal(got, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("the registry never listed %q", want)
+			}
+		}
+	}
+
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGTERM)
+	defer signal.Stop(guard)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	done := make(chan error, 1)
+	go func() { done <- run(log, path, "", "") }()
+	waitAddrs(addr)
+
+	c := client.New(addr, client.WithTimeout(5*time.Second))
+	defer c.Close()
+	var md rpc.Metadata
+	if _, err := helloworld.NewGreeterClient(c).Hello(context.Background(), &helloworld.HelloRequest{Msg: "cmd"}, rpc.Trailer(&md)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := md[ServedBy], strconv.Itoa(os.Getpid()); got != want {
+		t.Fatalf("trailer %s = %q, want %q (the process id)", ServedBy, got, want)
+	}
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitAddrs()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v after SIGTERM, want nil\n%s", err, logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not return after SIGTERM\n%s", logs)
+	}
+	out := logs.String()
+	dereg, clean := strings.Index(out, "rpc: deregistered"), strings.Index(out, "shut down cleanly")
+	if dereg < 0 || clean < dereg {
+		t.Fatalf("want the key taken out, then a clean shutdown, in the log:\n%s", out)
 	}
 }
