@@ -21,7 +21,7 @@ import (
 // requirePath lists the chapters that must have a reading path (see
 // doc.go), by file name: every stage's. A chapter that has the marker is
 // checked whether it is listed here or not.
-var requirePath = []string{"v1-basic.md", "v2-pool-keepalive.md", "v3-async-mux.md", "v4-epoll-batch.md"}
+var requirePath = []string{"v1-basic.md", "v2-pool-keepalive.md", "v3-async-mux.md", "v4-epoll-batch.md", "v5-cluster.md"}
 
 // TestReadingPaths checks the reading path of every stage's chapter
 // against the stage's code and the diff from the stage before.
