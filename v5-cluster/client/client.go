@@ -75,9 +75,10 @@ var (
 // that the resolver given with WithResolver finds for the service name,
 // whatever the scheme. Calls are spread over the servers by the balancing
 // policy (WithBalancer). New does not connect: the first call to a server
-// dials, and later calls share the connection. A target that cannot be
-// resolved, or a bad option, makes every call fail with
-// InvalidArgument.
+// dials, and later calls share the connection. A scheme:///name target
+// without a resolver, or a bad option, makes every call fail with
+// InvalidArgument; one that the resolver could not resolve (etcd
+// unreachable, say), with Unavailable.
 func New(target string, opts ...Option) *Client {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -118,7 +119,7 @@ func (c *Client) resolve(target string) {
 	}
 	closer, err := c.opts.resolver.Resolve(name, c.lb.Update)
 	if err != nil {
-		c.setupErr = fmt.Errorf("rpc: target %q: %w", target, err)
+		c.setupErr = status.Errorf(codes.Unavailable, "rpc: target %q: %w", target, err)
 		return
 	}
 	c.resolving = closer
@@ -215,7 +216,10 @@ func (c *Client) start(ctx context.Context, method string, req, reply proto.Mess
 		return async.Failed(status.Errorf(codes.Canceled, "%w", ErrClientClosed))
 	}
 	if c.setupErr != nil {
-		return async.Failed(status.Errorf(codes.InvalidArgument, "%w", c.setupErr))
+		if status.Code(c.setupErr) == codes.Unknown {
+			return async.Failed(status.Errorf(codes.InvalidArgument, "%w", c.setupErr))
+		}
+		return async.Failed(c.setupErr)
 	}
 	service, name, ok := rpc.SplitMethod(method)
 	if !ok {

@@ -45,15 +45,19 @@ func newMetrics(reg prometheus.Registerer, side, what string, buckets []float64)
 			Buckets: buckets,
 		}, []string{"method"}),
 	}
+	var done []prometheus.Collector
 	for _, c := range []prometheus.Collector{m.calls, m.errors, m.latency} {
 		if err := reg.Register(c); err != nil {
-			// Undo what was registered, so that a failed call leaves reg
-			// as it was.
-			for _, r := range []prometheus.Collector{m.calls, m.errors, m.latency} {
+			// Undo what this call registered, and only that (Unregister
+			// goes by description: it would also take out the same
+			// metrics registered before), so that a failed call leaves
+			// reg as it was.
+			for _, r := range done {
 				reg.Unregister(r)
 			}
 			return nil, err
 		}
+		done = append(done, c)
 	}
 	return m, nil
 }

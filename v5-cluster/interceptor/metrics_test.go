@@ -108,6 +108,11 @@ func TestMetricsRegisterTwice(t *testing.T) {
 	if _, err := interceptor.NewServerMetrics(reg); err == nil {
 		t.Fatal("NewServerMetrics registered the same metrics twice")
 	}
+	// The failed registration took nothing out: the first's metrics are
+	// still there, and a third registration fails as the second did.
+	if _, err := interceptor.NewServerMetrics(reg); err == nil {
+		t.Fatal("a failed NewServerMetrics took the first one's metrics out of the registry")
+	}
 	if _, err := interceptor.NewClientMetrics(reg, 0.001, 0.01); err != nil {
 		t.Fatalf("the client's metrics beside the server's: %v", err)
 	}

@@ -16,13 +16,23 @@ import (
 // own.
 const registerTimeout = 5 * time.Second
 
+// deregisterTimeout bounds Shutdown's removal of each key: with etcd
+// unreachable, the etcd client would wait for it as long as Shutdown's
+// context lets it, and leave no time to drain. The key then goes when its
+// lease ends.
+const deregisterTimeout = time.Second
+
 // register puts the address of lis in the registry (WithRegistry), when
 // there is one, and returns a function that takes it out again when lis
 // stops serving. An address that cannot be registered fails Serve: a
-// server no client can find should say so.
-func (s *Server) register(lis net.Listener) (unregister func(), err error) {
+// server no client can find should say so. A listener that serves only
+// some services (only, from ListenAndServe) is listed only if they include
+// the registry's service name.
+func (s *Server) register(lis net.Listener, only map[string]bool) (unregister func(), err error) {
 	o := &s.opts
-	if o.registry == nil {
+	if o.registry == nil || (only != nil && !only[o.registryService]) {
+		// No registry, or a listener for other services than the one
+		// clients resolve: nobody is to find it under that name.
 		return func() {}, nil
 	}
 	addr, err := advertised(lis.Addr(), o.advertiseAddr)
@@ -110,14 +120,24 @@ func (s *Server) unlist(ctx context.Context) {
 	if len(regs) == 0 {
 		return
 	}
+	closing := ctx.Err() != nil // Close: no time for etcd
+	removed := 0
 	for reg, addr := range regs {
-		if err := reg.Deregister(ctx); err != nil {
-			s.log.Warn("rpc: deregister failed; the key goes when its lease ends", "addr", addr, "err", err)
+		dctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
+		err := reg.Deregister(dctx)
+		cancel()
+		if err != nil {
+			if !closing {
+				s.log.Warn("rpc: deregister failed; the key goes when its lease ends", "addr", addr, "err", err)
+			}
 			continue
 		}
+		removed++
 		s.log.Info("rpc: deregistered", "service", s.opts.registryService, "addr", addr)
 	}
-	if s.opts.deregisterWait <= 0 {
+	if s.opts.deregisterWait <= 0 || removed == 0 {
+		// With no key removed, clients still list the server: waiting
+		// would only take time from the drain.
 		return
 	}
 	s.log.Info("rpc: serving while clients see the server gone", "wait", s.opts.deregisterWait)
@@ -141,6 +161,9 @@ func advertised(lisAddr net.Addr, adv string) (string, error) {
 	}
 	if adv != "" {
 		if h, p, err := net.SplitHostPort(adv); err == nil {
+			if h == "" || p == "" {
+				return "", fmt.Errorf("rpc: register: advertised address %q lacks a host or a port", adv)
+			}
 			return net.JoinHostPort(h, p), nil
 		}
 		return net.JoinHostPort(strings.Trim(adv, "[]"), port), nil

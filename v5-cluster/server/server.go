@@ -201,7 +201,7 @@ func (s *Server) serve(lis net.Listener, only map[string]bool) error {
 	}
 	defer s.trackListener(lis, false)
 	defer lis.Close()
-	unregister, err := s.register(lis)
+	unregister, err := s.register(lis, only)
 	if err != nil {
 		return err
 	}
