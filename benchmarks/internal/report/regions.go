@@ -210,10 +210,13 @@ func region(spec, old string, set Set) (string, error) {
 		return inline(spec, set)
 	}
 	switch kind {
-	case "table", "bursts", "hols":
-		opts, err := tableArgs(args)
-		if err != nil {
-			return "", err
+	case "table", "bursts", "hols", "clusters":
+		var opts tableOpts
+		var err error
+		if kind != "clusters" { // the cluster table takes no arguments
+			if opts, err = tableArgs(args); err != nil {
+				return "", err
+			}
 		}
 		var b strings.Builder
 		b.WriteString("\n")
@@ -222,6 +225,8 @@ func region(spec, old string, set Set) (string, error) {
 			err = regionTable(&b, rows, opts)
 		case "bursts":
 			err = regionBurst(&b, rows, opts)
+		case "clusters":
+			err = regionCluster(&b, rows)
 		default:
 			err = regionHOL(&b, rows, opts)
 		}
@@ -597,6 +602,15 @@ func regionHOL(b *strings.Builder, rows []results.Row, o tableOpts) error {
 		qps, _ := formatValue(r.QPS, "k")
 		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", implCell(impl, o.bold), qps, fmtUS(r.P50US), fmtUS(r.P99US))
 	}
+	return nil
+}
+
+// regionCluster writes the cluster scenario's table, as the page has it.
+func regionCluster(b *strings.Builder, rows []results.Row) error {
+	if len(clusters(rows)) == 0 {
+		return fmt.Errorf("the run has no cluster rows (benchall -scenario cluster)")
+	}
+	clusterTable(b, rows)
 	return nil
 }
 

@@ -205,4 +205,14 @@ func TestClusterRefs(t *testing.T) {
 	if _, err := Rewrite("<!-- bench:cluster/v5/random.p99 -->x<!-- /bench -->", rows); err == nil {
 		t.Error("a policy with no row: no error")
 	}
+	got, err := Rewrite("<!-- bench:clusters -->?<!-- /bench -->", rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(got, "\n| v5 | "); n != 3 || !strings.Contains(got, "| p2c | 3 | 64 | halfway |") {
+		t.Errorf("the clusters region has %d rows of v5, want 3 with the killed one:\n%s", n, got)
+	}
+	if _, err := Rewrite("<!-- bench:clusters -->?<!-- /bench -->", regionRows()); err == nil {
+		t.Error("a clusters region with no cluster rows: no error")
+	}
 }
