@@ -677,8 +677,10 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 		// long InvokeAsync may take to return, on a machine that runs the
 		// test without holding it up. A busy machine, and the race
 		// detector, stall the whole process now and then: the bound adds
-		// twice the worst stall the process saw (a stallMeter), and
-		// never exceeds ceiling. A call stuck behind another call's write
+		// twice the worst stall the process saw (a stallMeter: how late a
+		// timer fired, or how long a goroutine waited for its turn, since
+		// a woken caller can queue behind the others as well), and never
+		// exceeds ceiling. A call stuck behind another call's write
 		// overruns by seconds.
 		slack   = 50 * time.Millisecond
 		ceiling = 2 * time.Second
@@ -832,12 +834,13 @@ func testR30PeerStopsReading(t *testing.T, stage Stage) {
 		collect(time.Now().Add(giveUp), func() bool { return ended(false)() && ended(true)() })
 	}
 
-	stall := meter.Stop()
-	bound := min(slack+2*stall, ceiling)
-	t.Logf("the process was held up for at most %v: a call may end %v late", stall.Round(time.Millisecond), bound.Round(time.Millisecond))
-	// InvokeAsync runs, where a call's end is woken: a goroutine preempted
-	// inside it waits its turn behind the others.
+	meter.Stop()
+	// A call's caller is woken when its context ends, and may wait its
+	// turn behind the goroutines ready before it, as a goroutine
+	// preempted inside InvokeAsync does.
 	queued := meter.Queued()
+	bound := min(slack+2*queued, ceiling)
+	t.Logf("the process held a goroutine up for at most %v: a call may end %v late", queued.Round(time.Millisecond), bound.Round(time.Millisecond))
 	var overruns []time.Duration
 	var worstAsync time.Duration
 	worst, worstOverrun := -1, time.Duration(0)
