@@ -24,6 +24,7 @@ import (
 	"myrpc/v5-cluster/balancer"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/mux"
+	"myrpc/v5-cluster/resolver"
 )
 
 // ErrClientClosed is wrapped by the error of a call made after Close.
@@ -119,7 +120,12 @@ func (c *Client) resolve(target string) {
 	}
 	closer, err := c.opts.resolver.Resolve(name, c.lb.Update)
 	if err != nil {
-		c.setupErr = status.Errorf(codes.Unavailable, "rpc: target %q: %w", target, err)
+		c.setupErr = fmt.Errorf("rpc: target %q: %w", target, err)
+		if !errors.Is(err, resolver.ErrNoAddrs) {
+			// Not the target's fault: the resolver could not reach what
+			// it asks (etcd away, say).
+			c.setupErr = status.Errorf(codes.Unavailable, "%w", c.setupErr)
+		}
 		return
 	}
 	c.resolving = closer

@@ -172,8 +172,8 @@ func WithInterceptors(interceptors ...rpc.UnaryServerInterceptor) Option {
 // server, and only then drains it. Close does not wait for etcd: the key
 // of a closed server, as of one that died, goes when its lease ends. cli
 // stays the caller's to close, after Shutdown. A listener that serves
-// only some services is listed only if they include service. Default: no
-// registry.
+// only some services is not listed under the name of a service it leaves
+// out. Default: no registry.
 func WithRegistry(cli *clientv3.Client, service string, ttl time.Duration) Option {
 	return func(o *options) {
 		o.registry, o.registryService = cli, service

@@ -26,13 +26,11 @@ const deregisterTimeout = time.Second
 // there is one, and returns a function that takes it out again when lis
 // stops serving. An address that cannot be registered fails Serve: a
 // server no client can find should say so. A listener that serves only
-// some services (only, from ListenAndServe) is listed only if they include
-// the registry's service name.
+// some services (only, from ListenAndServe) is not listed under the name
+// of a service it leaves out.
 func (s *Server) register(lis net.Listener, only map[string]bool) (unregister func(), err error) {
 	o := &s.opts
-	if o.registry == nil || (only != nil && !only[o.registryService]) {
-		// No registry, or a listener for other services than the one
-		// clients resolve: nobody is to find it under that name.
+	if o.registry == nil || s.servesOther(only) {
 		return func() {}, nil
 	}
 	addr, err := advertised(lis.Addr(), o.advertiseAddr)
@@ -147,6 +145,22 @@ func (s *Server) unlist(ctx context.Context) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// servesOther reports whether a listener limited to the services only
+// leaves out the registry's service, when that names a registered
+// service: clients that resolve it are not to find the listener. A
+// registry name that is no service's (a name for the whole server) lists
+// every listener.
+func (s *Server) servesOther(only map[string]bool) bool {
+	if only == nil || only[s.opts.registryService] {
+		return false
+	}
+	if m := s.services.Load(); m != nil {
+		_, isService := (*m)[s.opts.registryService]
+		return isService
+	}
+	return false
 }
 
 // advertised returns the address to register for a listener at lisAddr:
