@@ -69,7 +69,8 @@ func TestDelay(t *testing.T) {
 }
 
 // TestClusterClient checks that V5's cluster client spreads calls over
-// every server under both policies, and that the other stages have none.
+// every server under both policies, that its callers tell the slow
+// server's answers by their mark, and that the other stages have none.
 func TestClusterClient(t *testing.T) {
 	im, _ := Lookup("v5")
 	if im.NewClusterClient == nil {
@@ -94,19 +95,29 @@ func TestClusterClient(t *testing.T) {
 			}
 			defer cl.Close()
 			h, _ := cl.NewCaller()
+			mc, ok := h.(MarkedCaller)
+			if !ok {
+				t.Fatalf("V5's cluster caller %T cannot tell which server answered", h)
+			}
 			var quick, waited int
-			for range 20 {
+			for i := range 20 {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				start := time.Now()
-				err := h.Call(ctx, []byte("x"))
+				fromSlow, err := mc.CallMarked(ctx, []byte("x"))
+				took := time.Since(start)
 				cancel()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if time.Since(start) >= o.Delay {
+				if took >= o.Delay {
 					waited++
 				} else {
 					quick++
+				}
+				// The mark says which server answered: the slow one's
+				// calls, and only they, took its delay.
+				if fromSlow != (took >= o.Delay) {
+					t.Errorf("call %d took %v, marked as the slow server's: %v", i, took, fromSlow)
 				}
 			}
 			// One caller, one call at a time: both policies reach both

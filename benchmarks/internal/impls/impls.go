@@ -113,6 +113,16 @@ type SlowCaller interface {
 	CallDelay(ctx context.Context, payload []byte, delay time.Duration) error
 }
 
+// MarkedCaller is a Caller that can also tell whether the server that
+// answered a call was one started with Options.Delay, by the mark such a
+// server puts in its response metadata (SlowMarkKey). The cluster
+// scenario needs it to measure the calls the other servers answered.
+type MarkedCaller interface {
+	Caller
+	// CallMarked is Call, and reports whether a slow server answered.
+	CallMarked(ctx context.Context, payload []byte) (slow bool, err error)
+}
+
 // Impl is one implementation.
 type Impl struct {
 	// Name is what -impls takes, e.g. "v1" or "raw-pipe".
@@ -129,7 +139,8 @@ type Impl struct {
 
 	// NewClusterClient, for a stage that balances (V5), returns one client
 	// of all the servers at addrs, which spreads the calls over them by
-	// policy ("p2c" or "round_robin"); nil for the others.
+	// policy ("p2c" or "round_robin"); nil for the others. Its callers
+	// are MarkedCallers.
 	NewClusterClient func(addrs []string, policy string, o Options) (Client, error)
 }
 

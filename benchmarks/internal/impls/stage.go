@@ -35,10 +35,20 @@ func newStageServer(s stageServer, errClosed error, o Options) Server {
 	return &stageSrv{s: s, errClosed: errClosed}
 }
 
-// slowEcho is services.Echo after a wait of d.
+// SlowMarkKey is the response metadata key by which a server started with
+// Options.Delay marks its answers, on a stage that sends response metadata
+// (V5 on): the cluster scenario tells the slow server's calls from the
+// others' by it.
+const SlowMarkKey = "bench-slow"
+
+// slowEcho is services.Echo after a wait of d. Its answers carry
+// SlowMarkKey where the stage sends response metadata.
 type slowEcho struct{ d time.Duration }
 
 func (e slowEcho) Echo(ctx context.Context, req *echo.EchoRequest) (*echo.EchoReply, error) {
+	// V1 to V4 send no response metadata: SetTrailer fails, and the
+	// scenarios that use them do not ask.
+	_ = rpc.SetTrailer(ctx, rpc.Metadata{SlowMarkKey: "1"})
 	t := time.NewTimer(e.d)
 	defer t.Stop()
 	select {
@@ -97,3 +107,28 @@ func (c stageCaller) CallDelay(ctx context.Context, payload []byte, delay time.D
 }
 
 func (stageCaller) Close() error { return nil }
+
+// markedCaller is a stageCaller that reads the response metadata of each
+// call, for a stage that sends it, and so can tell which calls a slow
+// server answered.
+type markedCaller struct{ stageCaller }
+
+func (c markedCaller) CallMarked(ctx context.Context, payload []byte) (bool, error) {
+	var md rpc.Metadata
+	reply, err := c.ec.Echo(ctx, &echo.EchoRequest{Payload: payload}, rpc.Trailer(&md))
+	if err != nil {
+		return false, err
+	}
+	return md[SlowMarkKey] != "", checkEcho(payload, reply.GetPayload())
+}
+
+// markedClient is a stageClient whose callers are markedCallers.
+type markedClient struct{ *stageClient }
+
+// newMarkedClient is newStageClient for a stage that sends response
+// metadata: its callers are MarkedCallers.
+func newMarkedClient(inv rpc.Invoker, closeFn func() error) Client {
+	return markedClient{&stageClient{ec: echo.NewEchoClient(inv), closeFn: closeFn, inv: inv}}
+}
+
+func (c markedClient) NewCaller() (Caller, error) { return markedCaller{stageCaller{c.ec}}, nil }

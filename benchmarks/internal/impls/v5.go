@@ -33,7 +33,7 @@ func init() {
 				opts = append(opts, client.WithMux(mux.Config{MaxConns: o.MaxConns}))
 			}
 			c := client.New("static:///bench", opts...)
-			return newStageClient(c, c.Close), nil
+			return newMarkedClient(c, c.Close), nil
 		},
 	})
 }

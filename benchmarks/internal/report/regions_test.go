@@ -182,13 +182,14 @@ func TestClusterRefs(t *testing.T) {
 		errs   uint64
 	}{{"round_robin", 0, 5400, 13000, 0}, {"p2c", 0, 900, 400, 0}, {"p2c", 1, 1200, 380, 7}} {
 		rows = append(rows, results.Row{Kind: results.KindCluster, Impl: "v5", Policy: c.policy, Killed: c.killed, Servers: 3,
-			SlowDelayMs: 5, Callers: 64, P99US: c.p99, SlowerCalls: c.slower, Errors: c.errs, Calls: 40000, Reps: 1})
+			SlowDelayMs: 5, Callers: 64, P99US: c.p99, SlowServed: c.slower, FastP99US: c.p99 / 10, Errors: c.errs, Calls: 40000, Reps: 1})
 	}
 	for _, tt := range []struct{ spec, want string }{
 		{"cluster/v5/round_robin.p99 us", "5,400"},
 		{"cluster/v5/p2c.p99 us", "900"},
 		{"cluster/v5/kill.errors int", "7"},
-		{"cluster/v5/p2c.slower / cluster/v5/p2c.calls * 100 %.1f", "1.0"},
+		{"cluster/v5/p2c.slowserved / cluster/v5/p2c.calls * 100 %.1f", "1.0"},
+		{"cluster/v5/round_robin.fastp99 us", "540"},
 		{"cluster/v5/p2c.servers word", "three"},
 		{"cluster/v5/kill.delay %.0f", "5"},
 	} {

@@ -126,12 +126,15 @@ type Row struct {
 	// Policy, Servers and Killed describe a cluster row: the client's
 	// balancing policy, the servers it spread its calls over (the first
 	// of them holding every call for SlowDelayMs), and how many of them
-	// were killed halfway through the window. SlowerCalls counts the calls
-	// that took at least SlowDelayMs.
-	Policy      string `json:"policy,omitempty"`
-	Servers     int    `json:"servers,omitempty"`
-	Killed      int    `json:"killed,omitempty"`
-	SlowerCalls uint64 `json:"slower_calls,omitempty"`
+	// were killed halfway through the window. SlowServed counts the calls
+	// the slow server answered, and FastP50US and FastP99US are the
+	// latencies of the others, those the fast servers answered.
+	Policy     string  `json:"policy,omitempty"`
+	Servers    int     `json:"servers,omitempty"`
+	Killed     int     `json:"killed,omitempty"`
+	SlowServed uint64  `json:"slow_served,omitempty"`
+	FastP50US  float64 `json:"fast_p50_us,omitempty"`
+	FastP99US  float64 `json:"fast_p99_us,omitempty"`
 
 	Failed     bool   `json:"failed,omitempty"`
 	FailReason string `json:"fail_reason,omitempty"`
@@ -216,19 +219,21 @@ func Aggregate(reps []Row) Row {
 	out.P999US = med(func(r Row) float64 { return r.P999US })
 	out.MeanUS = med(func(r Row) float64 { return r.MeanUS })
 	out.MaxUS = med(func(r Row) float64 { return r.MaxUS })
+	out.FastP50US = med(func(r Row) float64 { return r.FastP50US })
+	out.FastP99US = med(func(r Row) float64 { return r.FastP99US })
 	out.ServerCPUUSPerCall = med(func(r Row) float64 { return r.ServerCPUUSPerCall })
 	out.ClientCPUUSPerCall = med(func(r Row) float64 { return r.ClientCPUUSPerCall })
 	out.ServerRSSKiB = int64(med(func(r Row) float64 { return float64(r.ServerRSSKiB) }))
 	out.FramesPerWrite = med(func(r Row) float64 { return r.FramesPerWrite })
 	out.WindowS = med(func(r Row) float64 { return r.WindowS })
 	out.OtherCPUPct = med(func(r Row) float64 { return r.OtherCPUPct })
-	out.Calls, out.Errors, out.ClientGCs, out.SlowerCalls = 0, 0, 0, 0
+	out.Calls, out.Errors, out.ClientGCs, out.SlowServed = 0, 0, 0, 0
 	out.ErrorSamples = nil
 	failed := 0
 	for _, r := range reps {
 		out.Calls += r.Calls
 		out.Errors += r.Errors
-		out.SlowerCalls += r.SlowerCalls
+		out.SlowServed += r.SlowServed
 		out.ClientGCs += r.ClientGCs
 		if len(out.ErrorSamples) == 0 {
 			out.ErrorSamples = r.ErrorSamples
