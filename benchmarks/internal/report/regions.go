@@ -55,8 +55,9 @@ import (
 // Fields: qps, qpsmin, qpsmax, p50, p99, p999 (µs), cpu (server CPU µs per
 // call), fpw (frames per write), errors, calls, window (s), rss (MiB), for
 // head-of-line rows callers, slow, conns and delay (ms), and for cluster
-// rows callers, delay (ms), servers and slower (the calls that took the
-// slow server's delay).
+// rows callers, delay (ms), servers, slowserved (the calls the slow server
+// answered), fastcalls (those the others answered), and fastp50 and
+// fastp99 (their latencies, µs).
 //
 // A FORMAT is k (one decimal: 49.4k, 1.23M), us (5,341; 7.5 below 10), x
 // (a ratio: 1.67, 12.3), int (grouped digits: 20,000), word (three), code
@@ -351,6 +352,7 @@ var fields = map[string]func(results.Row) float64{
 	"delay":      func(r results.Row) float64 { return r.SlowDelayMs },
 	"servers":    func(r results.Row) float64 { return float64(r.Servers) },
 	"slowserved": func(r results.Row) float64 { return float64(r.SlowServed) },
+	"fastcalls":  func(r results.Row) float64 { return float64(r.Calls - r.SlowServed) },
 	"fastp50":    func(r results.Row) float64 { return r.FastP50US },
 	"fastp99":    func(r results.Row) float64 { return r.FastP99US },
 }

@@ -190,6 +190,7 @@ func TestClusterRefs(t *testing.T) {
 		{"cluster/v5/kill.errors int", "7"},
 		{"cluster/v5/p2c.slowserved / cluster/v5/p2c.calls * 100 %.1f", "1.0"},
 		{"cluster/v5/round_robin.fastp99 us", "540"},
+		{"cluster/v5/p2c.fastcalls int", "39,600"},
 		{"cluster/v5/p2c.servers word", "three"},
 		{"cluster/v5/kill.delay %.0f", "5"},
 	} {
