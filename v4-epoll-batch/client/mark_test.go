@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -127,10 +128,11 @@ func (g *gatedConn) Write(b []byte) (int, error) {
 	return g.Conn.Write(b)
 }
 
-// TestResendHasItsOwnFrame: a request that a connection failing with
-// ErrNotRead sends again can go out while the first send is still inside
-// its write; the second send must not write its sequence id into the
-// frame the first is writing.
+// TestResendHasItsOwnFrame: a request on a connection that fails with
+// ErrNotRead while the first send is still inside its write is sent again
+// once that write has ended, never into the frame the first is writing:
+// the first send's frame keeps its own sequence id, and the call succeeds
+// on another connection.
 func TestResendHasItsOwnFrame(t *testing.T) {
 	markNow := make(chan struct{})
 	f := newFakeServer(t, func(w io.Writer, r received) bool {
@@ -179,12 +181,19 @@ func TestResendHasItsOwnFrame(t *testing.T) {
 	}()
 	first := <-gate.entered // the first send is inside its write on connection 0
 	close(markNow)
-	if r := f.request(t); r.conn != 1 || r.seq == first {
-		t.Fatalf("the request was sent again as seq %d on connection %d; want connection 1, and a seq other than %d", r.seq, r.conn, first)
+	// The connection ends while the write waits: the call is not sent
+	// again until the write has ended, as a write on a closed socket does.
+	select {
+	case r := <-f.reqs:
+		t.Fatalf("the request was sent again (seq %d on connection %d) while the first send was inside its write", r.seq, r.conn)
+	case <-time.After(100 * time.Millisecond):
 	}
 	close(gate.release)
 	if got := <-gate.resumed; got != first {
 		t.Fatalf("the first send's frame carried seq %d when its write went on, not its own %d", got, first)
+	}
+	if r := f.request(t); r.conn != 1 {
+		t.Fatalf("the request was sent again as seq %d on connection %d; want connection 1", r.seq, r.conn)
 	}
 	if err := <-victim; err != nil {
 		t.Fatalf("the request sent again: %v", err)

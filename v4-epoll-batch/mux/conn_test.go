@@ -587,6 +587,63 @@ func TestConnNothingFollowsCutFrame(t *testing.T) {
 	}
 }
 
+// TestConnBreakLeavesQueuedNotSent: when the reader finds the connection
+// broken while calls wait in the queue behind a write, those calls were
+// never sent: they fail with ErrNotSent, to be sent again elsewhere, and
+// only the call written whole fails with the connection's error.
+func TestConnBreakLeavesQueuedNotSent(t *testing.T) {
+	var fc *faultyConn
+	c, p, _ := pipe(t, Config{}, func(nc net.Conn) net.Conn { fc = newFaultyConn(nc); return fc })
+	sentDone, sent := recorder()
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Sent", nil), sentDone); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	p.next(t)
+
+	// The next write waits, holding the queue, until the connection has
+	// broken.
+	var writes atomic.Int32
+	proceed := make(chan struct{})
+	fc.beforeWrite = func() {
+		if writes.Add(1) == 1 {
+			<-proceed
+		}
+	}
+	waitingDone, waiting := recorder()
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Waiting", nil), waitingDone); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	waitFor(t, "the write to begin", func() bool { return writes.Load() == 1 })
+	queuedDone, queued := recorder()
+	if _, _, err := c.Send(context.Background(), reqFrame(t, "Queued", nil), queuedDone); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	// The peer goes away: the reader sees the end first.
+	p.nc.Close()
+	waitFor(t, "the reader to break the connection", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.broken != nil
+	})
+	close(proceed)
+
+	r := await(t, sent)
+	wantCode(t, r.err, codes.Unavailable)
+	if errors.Is(r.err, ErrNotSent) {
+		t.Errorf("the call written whole ended with %v: it may have run", r.err)
+	}
+	for name, ch := range map[string]chan result{"waiting to be written": waiting, "queued": queued} {
+		r := await(t, ch)
+		wantCode(t, r.err, codes.Unavailable)
+		if !errors.Is(r.err, ErrNotSent) {
+			t.Errorf("the call %s ended with %v, want ErrNotSent", name, r.err)
+		}
+	}
+	wantNoResult(t, sent)
+	wantNoResult(t, waiting)
+	wantNoResult(t, queued)
+}
+
 // TestConnStoppedClosesWhenDrained: a connection whose sending stopped
 // closes itself once the last call sent before the failed write has left,
 // answered or cancelled, even while the peer keeps its end open.
@@ -678,9 +735,18 @@ func TestConnBreaksDuringSend(t *testing.T) {
 			return
 		}
 		// The connection breaks under the write, and the reader finds out
-		// first.
+		// first (it then waits for the write to end before it ends the
+		// calls).
 		raw.Close()
-		<-c.readerDone
+		for {
+			c.mu.Lock()
+			broken := c.broken != nil
+			c.mu.Unlock()
+			if broken {
+				break
+			}
+			runtime.Gosched()
+		}
 	}
 	other, otherCh := recorder()
 	if _, _, err := c.Send(context.Background(), reqFrame(t, "Other", nil), other); err != nil {

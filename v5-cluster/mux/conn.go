@@ -256,10 +256,7 @@ func (c *Conn) writeLoop() {
 		select {
 		case <-c.kick:
 		case <-c.stop:
-			c.wmu.Lock()
-			c.out.Close() // fail has ended every call
-			c.wmu.Unlock()
-			return
+			return // fail has settled the queue
 		}
 		// Let the callers that are ready to run queue their frames first:
 		// on a busy connection the writev then carries them all, and on a
@@ -288,6 +285,13 @@ func (c *Conn) writeFailed(err error) {
 	// First no new call may come: the connection leaves the group, and
 	// Send fails at once.
 	c.stopSending(err)
+	c.settleQueue(err)
+}
+
+// settleQueue closes the queue and ends the calls whose frames it still
+// held: the first with err if a part of its frame was written, the others
+// with ErrNotSent. The caller holds wmu.
+func (c *Conn) settleQueue(err error) {
 	left, started := c.out.Close()
 	for i, f := range left {
 		seq := binary.BigEndian.Uint32(f[4:8])
@@ -307,7 +311,7 @@ func (c *Conn) writeFailed(err error) {
 			c.onRelease(c)
 		}
 		if drained != nil {
-			c.fail(drained)
+			c.failWriting(drained)
 		}
 	}
 }
@@ -368,7 +372,8 @@ func (c *Conn) drainedLocked() error {
 	return nil
 }
 
-// stopSending stops the connection's requests after a write failed. The
+// stopSending stops the connection's requests after a write failed; the
+// caller holds wmu. The
 // calls sent before the failed write may have been run and answered: the
 // server's responses can be in the socket already, or on their way. So the
 // connection is not broken at once. It leaves the group, so that no call
@@ -384,7 +389,7 @@ func (c *Conn) stopSending(err error) {
 	}
 	if len(c.pending) == 0 {
 		c.mu.Unlock()
-		c.fail(err)
+		c.failWriting(err)
 		return
 	}
 	c.sendErr = err
@@ -572,8 +577,17 @@ func readError(err error) error {
 }
 
 // fail breaks the connection: it closes it, and fails every call in flight
-// on it with err, at once. Later Sends fail with err too.
-func (c *Conn) fail(err error) {
+// on it with err, except the calls whose frames were still queued, not a
+// byte of them written, which fail with ErrNotSent, to be sent again
+// elsewhere. Later Sends fail with err too. The caller must not hold wmu
+// (failWriting is fail for one that does).
+func (c *Conn) fail(err error) { c.breakWith(err, false) }
+
+// failWriting is fail for a caller that holds wmu and has emptied the
+// queue of the frames of calls still pending (writeFailed).
+func (c *Conn) failWriting(err error) { c.breakWith(err, true) }
+
+func (c *Conn) breakWith(err error, holdsWmu bool) {
 	c.mu.Lock()
 	if c.broken != nil {
 		c.mu.Unlock()
@@ -583,11 +597,21 @@ func (c *Conn) fail(err error) {
 	close(c.stop)
 	c.idle.Stop()
 	left := c.sendErr != nil // stopSending took it out of the group
+	c.mu.Unlock()
+	c.nc.Close()
+	if !holdsWmu {
+		// The queue is settled before the calls are taken: the calls
+		// whose frames it holds were never sent (a write under way ends
+		// with the close, its own failure settling the queue first).
+		c.wmu.Lock()
+		c.settleQueue(err)
+		c.wmu.Unlock()
+	}
+	c.mu.Lock()
 	pending := c.pending
 	c.pending = make(map[uint32]Done)
 	c.streams.Store(0)
 	c.mu.Unlock()
-	c.nc.Close()
 	// Out of the group first, so that a call retried from a Done below
 	// does not pick this connection again.
 	if !left {

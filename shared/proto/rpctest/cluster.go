@@ -509,12 +509,18 @@ func (p *crashProxy) accept() {
 		if err != nil {
 			return
 		}
+		// in is tracked before the backend is dialled, so that a crash
+		// meanwhile resets it with the others: a connection left open past
+		// the crash would take a request the client wrote after it.
+		if !p.track(in) {
+			return
+		}
 		out, err := net.DialTimeout("tcp", p.backend, 5*time.Second)
 		if err != nil {
 			in.Close()
 			continue
 		}
-		if !p.track(in, out) {
+		if !p.track(out) {
 			return
 		}
 		p.wg.Add(2)
@@ -523,18 +529,26 @@ func (p *crashProxy) accept() {
 	}
 }
 
-// track adds the two ends of a forwarded connection, or closes them and
-// returns false after crash.
-func (p *crashProxy) track(in, out net.Conn) bool {
+// track adds one end of a forwarded connection, or resets it and returns
+// false after crash.
+func (p *crashProxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.crashed {
-		in.Close()
-		out.Close()
+		reset(c)
 		return false
 	}
-	p.conns = append(p.conns, in, out)
+	p.conns = append(p.conns, c)
 	return true
+}
+
+// reset closes c with a reset, as the end of a process does to a
+// connection with data unread.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func (p *crashProxy) pipe(dst, src net.Conn) {
@@ -553,10 +567,7 @@ func (p *crashProxy) crash() {
 		p.crashed = true
 		p.lis.Close()
 		for _, c := range p.conns {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			c.Close()
+			reset(c)
 		}
 	}
 	p.mu.Unlock()
