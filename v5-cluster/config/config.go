@@ -24,7 +24,8 @@ type Config struct {
 }
 
 // Registry holds the settings of the etcd registry, for servers and
-// clients. Zero values mean the default.
+// clients. Zero values mean the default, but for DeregisterWait, where 0
+// is a setting of its own.
 type Registry struct {
 	// Endpoints are etcd's members, host:port or URLs.
 	Endpoints []string `yaml:"endpoints"`
@@ -36,8 +37,10 @@ type Registry struct {
 	// stays listed.
 	TTL time.Duration `yaml:"ttl"`
 	// DeregisterWait is how long a server goes on serving after Shutdown
-	// took its key out, for clients to stop picking it.
-	DeregisterWait time.Duration `yaml:"deregister_wait"`
+	// took its key out, for clients to stop picking it. Unlike the other
+	// settings, 0 (0s) means no wait, a setting of its own: nil, the key
+	// left out, means the default.
+	DeregisterWait *time.Duration `yaml:"deregister_wait"`
 	// Advertise is the address a server registers instead of its
 	// listener's: host:port, or a host alone to keep the listener's port.
 	Advertise string `yaml:"advertise"`
@@ -263,7 +266,7 @@ func (c *Config) Validate() error {
 		{"server.max_conn_bytes", int64(c.Server.MaxConnBytes)},
 
 		{"registry.ttl", int64(c.Registry.TTL)},
-		{"registry.deregister_wait", int64(c.Registry.DeregisterWait)},
+		{"registry.deregister_wait", int64(c.Registry.deregisterWait())},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("%s is negative", v.name)
@@ -286,6 +289,14 @@ func (r *Registry) validate() error {
 		}
 	}
 	return nil
+}
+
+// deregisterWait returns DeregisterWait, or 0 when it is not set.
+func (r *Registry) deregisterWait() time.Duration {
+	if r.DeregisterWait == nil {
+		return 0
+	}
+	return *r.DeregisterWait
 }
 
 // Addresses groups the configured services by address, in the order the

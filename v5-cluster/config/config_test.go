@@ -54,6 +54,9 @@ registry:
   advertise: 10.0.0.9
 `
 
+// ptr returns a pointer to v.
+func ptr[T any](v T) *T { return &v }
+
 func TestParseValid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -100,7 +103,7 @@ func TestParseValid(t *testing.T) {
 					Endpoints:      []string{"127.0.0.1:2379", "http://10.0.0.2:2379"},
 					Service:        "myrpc.demo",
 					TTL:            7 * time.Second,
-					DeregisterWait: 1500 * time.Millisecond,
+					DeregisterWait: ptr(1500 * time.Millisecond),
 					Advertise:      "10.0.0.9",
 				},
 			},
@@ -109,6 +112,11 @@ func TestParseValid(t *testing.T) {
 			name: "a client's registry: endpoints only",
 			in:   "registry:\n  endpoints: [127.0.0.1:2379]\n",
 			want: config.Config{Registry: config.Registry{Endpoints: []string{"127.0.0.1:2379"}}},
+		},
+		{
+			name: "no deregister wait",
+			in:   "registry:\n  deregister_wait: 0s\n",
+			want: config.Config{Registry: config.Registry{DeregisterWait: ptr(time.Duration(0))}},
 		},
 		{name: "empty document", in: ""},
 		{name: "only a comment", in: "# nothing set\n"},
@@ -436,7 +444,7 @@ func TestLoadRepoConfig(t *testing.T) {
 		Client: config.Client{Target: "127.0.0.1:8001", Timeout: 30 * time.Second, DialTimeout: 5 * time.Second, MaxFrameBytes: 4 << 20,
 			Mux:   config.Mux{MaxConns: 4, MaxStreams: 1024, IdleTimeout: 30 * time.Second, WaitTimeout: time.Second},
 			Retry: config.Retry{Attempts: 1, Base: 10 * time.Millisecond, Cap: time.Second}, Balancer: "p2c"},
-		Registry: config.Registry{Endpoints: []string{"127.0.0.1:2379"}, TTL: 10 * time.Second, DeregisterWait: time.Second},
+		Registry: config.Registry{Endpoints: []string{"127.0.0.1:2379"}, TTL: 10 * time.Second, DeregisterWait: ptr(time.Second)},
 	}
 	want.Server.MaxFrameBytes = 4 << 20
 	want.Server.FrameTimeout = 10 * time.Second
@@ -464,4 +472,38 @@ func TestKeys(t *testing.T) {
 	if _, err := config.Keys([]byte("server: [")); err == nil {
 		t.Fatal("Keys of a broken document succeeded")
 	}
+}
+
+// TestDeregisterWaitZero: registry.deregister_wait set to 0s is a setting
+// of its own, no wait, which a Registry tells from the key left out (the
+// default).
+func TestDeregisterWaitZero(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want *time.Duration
+	}{
+		{"registry:\n  deregister_wait: 0s\n", ptr(time.Duration(0))},
+		{"registry:\n  deregister_wait: 0ms\n", ptr(time.Duration(0))},
+		{"registry:\n  deregister_wait: 250ms\n", ptr(250 * time.Millisecond)},
+		{"registry:\n  ttl: 3s\n", nil},
+		{"registry:\n", nil},
+		{"", nil},
+	} {
+		c, err := config.Parse([]byte(tt.in))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.in, err)
+		}
+		got := c.Registry.DeregisterWait
+		if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+			t.Errorf("Parse(%q): DeregisterWait = %s, want %s", tt.in, show(got), show(tt.want))
+		}
+	}
+}
+
+// show prints a duration that may be unset.
+func show(d *time.Duration) string {
+	if d == nil {
+		return "unset"
+	}
+	return d.String()
 }

@@ -3,6 +3,8 @@
 //
 // A missing setting means "use the default"; the defaults live with the
 // options of packages server and client, where their doc comments state
-// them. Unknown keys are errors, so a misspelt setting does not pass
-// silently.
+// them. So does a zero one (0, 0s), with one exception:
+// registry.deregister_wait, where 0s means no wait (a Registry's
+// DeregisterWait is a pointer, nil when the key is missing). Unknown keys
+// are errors, so a misspelt setting does not pass silently.
 package config

@@ -27,7 +27,8 @@ type Cluster struct {
 	token string
 	o     options
 
-	// mu protects members' running etcd and closed.
+	// mu protects closed and each member's running etcd (etcd, cut,
+	// stopping, stopped).
 	mu      sync.Mutex
 	members []*member
 	closed  bool
@@ -48,6 +49,10 @@ type member struct {
 	cut context.CancelFunc
 	// stopping is set when the running member is being stopped.
 	stopping *atomic.Bool
+
+	// stopped is closed when the running member is stopped: a Restart
+	// waiting for it to serve waits no longer.
+	stopped <-chan struct{}
 }
 
 // Option configures Start and StartCluster.
@@ -139,7 +144,7 @@ func startCluster(ctx context.Context, dir string, n int, o options) (*Cluster, 
 		}
 	}
 	for _, m := range c.members {
-		if err := waitReady(ctx, m); err != nil {
+		if err := waitReady(ctx, m.name, m.etcd, m.stopped); err != nil {
 			c.stopAll()
 			return nil, err
 		}
@@ -160,6 +165,7 @@ func (c *Cluster) start(m *member) error {
 		return fmt.Errorf("etcdlocal: start %s: %w", m.name, err)
 	}
 	m.etcd, m.cut, m.stopping = e, cancel, stopping
+	m.stopped = cut.Done()
 	return nil
 }
 
@@ -168,6 +174,15 @@ func (c *Cluster) start(m *member) error {
 func (m *member) stop() {
 	m.stopping.Store(true)
 	m.cut()
+	select {
+	case <-m.etcd.Server.ReadyNotify():
+	default:
+		// A member that never served (one restarted without a quorum):
+		// embed's Close waits for its client servers, which start only
+		// when it serves or its server stops, and stops the server only
+		// after them. Stopped first, the server lets Close through.
+		m.etcd.Server.HardStop()
+	}
 	m.etcd.Close()
 }
 
@@ -213,15 +228,24 @@ func (c *Cluster) config(m *member) *embed.Config {
 	return cfg
 }
 
-// waitReady waits until m serves clients.
-func waitReady(ctx context.Context, m *member) error {
+// waitReady waits until e, the running etcd of the member name, serves
+// clients. stopped is closed if the member is stopped first.
+func waitReady(ctx context.Context, name string, e *embed.Etcd, stopped <-chan struct{}) error {
 	select {
-	case <-m.etcd.Server.ReadyNotify():
+	case <-e.Server.ReadyNotify():
+		// Ready, even if ctx has ended too.
 		return nil
-	case err := <-m.etcd.Err():
-		return fmt.Errorf("etcdlocal: %s stopped while starting: %w", m.name, err)
+	default:
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return nil
+	case err := <-e.Err():
+		return fmt.Errorf("etcdlocal: %s stopped while starting: %w", name, err)
+	case <-stopped:
+		return fmt.Errorf("etcdlocal: %s stopped while starting", name)
 	case <-ctx.Done():
-		return fmt.Errorf("etcdlocal: %s not ready: %w", m.name, context.Cause(ctx))
+		return fmt.Errorf("etcdlocal: %s not ready: %w", name, context.Cause(ctx))
 	}
 }
 
@@ -276,27 +300,43 @@ func (c *Cluster) Stop(i int) error {
 }
 
 // Restart starts member i again, with the data and addresses it had, and
-// returns when it serves. ctx bounds the start. Restarting a running
-// member does nothing.
+// returns when it serves. ctx bounds the wait; a member that does not
+// serve within it is stopped again. Restarting a running member only
+// waits for it to serve (it may be starting, for another Restart). The
+// wait holds no lock: the other methods go on meanwhile, and a Stop or
+// Close of the member ends it.
 func (c *Cluster) Restart(ctx context.Context, i int) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	m := c.members[i]
+	started := m.etcd == nil
+	if started {
+		if err := c.start(m); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+	e, stopped := m.etcd, m.stopped
+	c.mu.Unlock()
+
+	err := waitReady(ctx, m.name, e, stopped)
+	if err == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return ErrClosed
 	}
-	m := c.members[i]
-	if m.etcd != nil {
-		return nil
-	}
-	if err := c.start(m); err != nil {
-		return err
-	}
-	if err := waitReady(ctx, m); err != nil {
+	// Unless a Stop got there first, the start that failed is stopped.
+	if started && m.etcd == e {
 		m.stop()
 		m.etcd = nil
-		return err
 	}
-	return nil
+	return err
 }
 
 // Close stops every member and removes their data. It is safe to call

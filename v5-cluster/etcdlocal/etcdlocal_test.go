@@ -137,6 +137,112 @@ func TestClusterOfThreeLosesOne(t *testing.T) {
 	}
 }
 
+// TestRestartWaitsWithoutTheLock: a Restart waiting for its member to
+// serve blocks no other method, and a Stop of the member ends the wait. A
+// member restarted alone in a cluster of three that were all stopped
+// cannot serve, lacking a quorum, until a second one is back: that second
+// Restart must not wait for the first.
+func TestRestartWaitsWithoutTheLock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := etcdlocal.StartCluster(ctx, 3, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The followers first: a leader stopped while they run would hand its
+	// leadership to one of them, for nothing.
+	lead := c.Leader()
+	for i := range 3 {
+		if i != lead {
+			if err := c.Stop(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if lead >= 0 {
+		if err := c.Stop(lead); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rctx, rcancel := context.WithTimeout(context.Background(), startTimeout)
+	defer rcancel()
+	restart0 := func() <-chan error {
+		restarted := make(chan error, 1)
+		go func() { restarted <- c.Restart(rctx, 0) }()
+		// Member 0 listens once it is started, long before it serves.
+		deadline := time.Now().Add(startTimeout)
+		for {
+			nc, err := net.DialTimeout("tcp", c.Endpoint(0), time.Second)
+			if err == nil {
+				nc.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member 0 does not listen %v after its Restart: %v", startTimeout, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		select {
+		case err := <-restarted:
+			t.Fatalf("Restart of one member of three returned %v, without a quorum", err)
+		default:
+		}
+		return restarted
+	}
+	// within runs f, and fails the test if it takes more than d.
+	within := func(d time.Duration, what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f()
+		}()
+		select {
+		case <-done:
+		case <-time.After(d):
+			t.Fatalf("%s blocked while a Restart waited for its member to serve", what)
+		}
+	}
+
+	restarted := restart0()
+	within(10*time.Second, "Leader()", func() {
+		if l := c.Leader(); l != -1 {
+			t.Errorf("Leader() = %d with no quorum, want -1", l)
+		}
+	})
+	// A Stop ends the wait.
+	within(startTimeout, "Stop(0)", func() {
+		if err := c.Stop(0); err != nil {
+			t.Errorf("Stop(0) = %v", err)
+		}
+	})
+	select {
+	case err := <-restarted:
+		if err == nil {
+			t.Fatal("Restart(0) = nil, but member 0 was stopped before it served")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Restart(0) did not return once member 0 was stopped")
+	}
+
+	// A second member makes a quorum, and both serve.
+	restarted = restart0()
+	if err := c.Restart(ctx, 1); err != nil {
+		t.Fatalf("Restart(1) = %v while member 0 waited for a quorum", err)
+	}
+	select {
+	case err := <-restarted:
+		if err != nil {
+			t.Fatalf("Restart(0) = %v, want it to serve once member 1 was back", err)
+		}
+	case <-time.After(startTimeout):
+		t.Fatal("Restart(0) did not return once member 1 was back")
+	}
+	put(t, newClient(t, c.Endpoint(0)), "k", "v")
+}
+
 func TestStartCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -6,8 +6,10 @@ package etcdtest
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,15 +125,43 @@ func waitNoLeaks(d time.Duration, opts ...goleak.Option) error {
 	}
 }
 
-// testLogger returns a logger that writes to t's log.
+// testLogger returns a logger that writes to t's log while the test runs.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w := &tWriter{t: t}
+	// Registered before the cleanup that closes etcd, so it runs after
+	// it: what etcd logs as it stops still goes to the test's log.
+	t.Cleanup(w.end)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// tWriter writes to a test's log.
-type tWriter struct{ t testing.TB }
+// tWriter writes to a test's log until the test's cleanup ends it. etcd's
+// goroutines can log after etcd was closed, and a test's log panics once
+// the test has completed: what comes after the end goes to stderr.
+type tWriter struct {
+	// mu protects ended, and holds end back while a line is written.
+	mu    sync.Mutex
+	t     testing.TB
+	ended bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		fmt.Fprintf(lateLog, "etcdtest: after %s ended: %s", w.t.Name(), p)
+		return len(p), nil
+	}
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// lateLog is where a tWriter writes once its test has ended; tests
+// replace it.
+var lateLog io.Writer = os.Stderr
+
+// end makes the writes that follow go to stderr.
+func (w *tWriter) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
 }

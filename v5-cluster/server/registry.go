@@ -43,7 +43,7 @@ func (s *Server) register(lis net.Listener, only map[string]bool) (unregister fu
 		s.regMu.Unlock()
 		return func() {}, nil
 	}
-	s.registering.Add(1)
+	s.registering++
 	s.regMu.Unlock()
 	ctx, cancel := context.WithTimeout(s.baseCtx, registerTimeout)
 	defer cancel()
@@ -53,8 +53,12 @@ func (s *Server) register(lis net.Listener, only map[string]bool) (unregister fu
 		s.regs[reg] = addr
 	}
 	shutdown := s.unlisted != nil
+	s.registering--
+	if s.registering == 0 && s.registered != nil {
+		close(s.registered)
+		s.registered = nil
+	}
 	s.regMu.Unlock()
-	s.registering.Done()
 	if err != nil {
 		if shutdown {
 			// Close cut the registration short.
@@ -97,19 +101,23 @@ func (s *Server) unlist(ctx context.Context) {
 	}
 	done = make(chan struct{})
 	s.unlisted = done
-	s.regMu.Unlock()
-	defer close(done)
 	// A registration under way is waited for, and taken out with the
 	// others. (Cut short, its key could be in etcd without the server
-	// knowing, until its lease ended.)
-	registered := make(chan struct{})
-	go func() {
-		s.registering.Wait()
-		close(registered)
-	}()
-	select {
-	case <-registered:
-	case <-ctx.Done():
+	// knowing, until its lease ended.) The wait is on a channel, not on
+	// a goroutine of its own, so that nothing of it outlives a Shutdown
+	// whose context ended first.
+	var registered chan struct{}
+	if s.registering > 0 {
+		registered = make(chan struct{})
+		s.registered = registered
+	}
+	s.regMu.Unlock()
+	defer close(done)
+	if registered != nil {
+		select {
+		case <-registered:
+		case <-ctx.Done():
+		}
 	}
 	s.regMu.Lock()
 	regs := maps.Clone(s.regs)

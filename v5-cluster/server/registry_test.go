@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -167,6 +168,135 @@ func TestRegistryShutdownDrains(t *testing.T) {
 		t.Fatalf("Shutdown = %v", err)
 	}
 	ts.waitServed(t)
+}
+
+// TestRegistryShutdownEtcdGone: with etcd gone, Shutdown does not hang on
+// the etcd client: each key's removal gives up after deregisterTimeout,
+// and Shutdown drains as without a registry. The listener closes within
+// the removal's bound and the deregister wait (none here: no key went),
+// a call in flight completes, and Shutdown returns.
+func TestRegistryShutdownEtcdGone(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	const wait = 100 * time.Millisecond
+	ts, b := startRegistered(t, etcd, WithDeregisterWait(wait))
+	if !waitFor(waitLong, func() bool { return ts.numRegs() == 1 }) {
+		t.Fatal("the server did not register")
+	}
+	nc := dial(t, ts.addr)
+	nc.SetDeadline(time.Now().Add(waitLong))
+	if _, err := nc.Write(requestFrame(t, 1, "test.Blocking", "Block", &echo.EchoRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.started:
+	case <-time.After(waitLong):
+		t.Fatal("the handler did not start")
+	}
+	etcd.Stop(0)
+
+	start := time.Now()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- ts.Shutdown(context.Background()) }()
+	// Shutdown's context never ends: a removal bound by it alone would
+	// wait for etcd for ever. The margin is for a busy machine.
+	bound := deregisterTimeout + wait + 10*time.Second
+	if !waitFor(bound, func() bool {
+		nc, err := net.DialTimeout("tcp", ts.addr, time.Second)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	}) {
+		t.Fatalf("the listener still accepts %v into Shutdown, with etcd gone", bound)
+	}
+	closed := time.Since(start)
+	b.unblock()
+	f, rm := readResponse(t, nc, waitLong)
+	wantReply(t, f, rm, &echo.EchoReply{})
+	select {
+	case err := <-shutdown:
+		if err != nil {
+			t.Fatalf("Shutdown = %v", err)
+		}
+	case <-time.After(bound):
+		t.Fatalf("Shutdown did not return %v after the call in flight completed", bound)
+	}
+	t.Logf("with etcd gone, the listener closed %v into Shutdown, which returned after %v",
+		closed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	ts.waitServed(t)
+}
+
+// stacks returns the stacks of every goroutine.
+func stacks() string {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// goroutineWith returns the stack of a goroutine that runs fn, or "".
+func goroutineWith(fn string) string {
+	for g := range strings.SplitSeq(stacks(), "\n\n") {
+		if strings.Contains(g, fn) {
+			return g
+		}
+	}
+	return ""
+}
+
+// TestRegistryShutdownWhileRegisteringEtcdGone: a Shutdown that starts
+// while Serve is registering, etcd away, waits for the registration
+// without a goroutine of its own, so that none can outlive it: a
+// goroutine leak check right after Shutdown finds nothing of the
+// server's to wait for.
+func TestRegistryShutdownWhileRegisteringEtcdGone(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	cli := etcd.Client()
+	etcd.Stop(0)
+	s := New(WithLogger(quietLogger()), WithRegistry(cli, "test.Service", 0))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(lis) }()
+	if !waitFor(waitLong, func() bool { return goroutineWith("myrpc/v5-cluster/registry.Register(") != "" }) {
+		t.Fatal("Serve did not start registering")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- s.Shutdown(ctx) }()
+	// The registration waits for etcd, for registerTimeout at most, and
+	// Shutdown for it.
+	if !waitFor(waitLong, func() bool { return strings.Contains(goroutineWith("server.(*Server).unlist("), "[select") }) {
+		t.Fatal("Shutdown does not wait for the registration under way")
+	}
+	if g := goroutineWith("created by myrpc/v5-cluster/server.(*Server).unlist"); g != "" {
+		t.Fatalf("Shutdown waits for the registration in a goroutine of its own, which can outlive it:\n%s", g)
+	}
+	cancel()
+	select {
+	case <-shutdown:
+	case <-time.After(waitLong):
+		t.Fatal("Shutdown did not return once its context ended")
+	}
+	if g := goroutineWith("server.(*Server).unlist"); g != "" {
+		t.Fatalf("a goroutine of Shutdown's outlives it:\n%s", g)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve = %v, want ErrServerClosed", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Serve did not return after Shutdown")
+	}
 }
 
 // TestRegistryLeaseEnds: the key of a server that stops without Shutdown

@@ -38,8 +38,11 @@ func TestRPCYAMLShowsTheRegistryDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, d := cfg.Registry, defaultOptions()
+	if r.DeregisterWait == nil {
+		t.Fatal("../rpc.yaml does not show registry.deregister_wait")
+	}
 	configtest.Shown(t, "../rpc.yaml", "registry.", []string{"registry.endpoints", "registry.service"}, map[string][2]any{
 		"registry.ttl":             {r.TTL, d.registryTTL},
-		"registry.deregister_wait": {r.DeregisterWait, d.deregisterWait},
+		"registry.deregister_wait": {*r.DeregisterWait, d.deregisterWait},
 	})
 }

@@ -84,7 +84,7 @@ type Server struct {
 	// nil when there are none.
 	interceptor rpc.UnaryServerInterceptor
 
-	// regMu protects regs and unlisted.
+	// regMu protects regs, unlisted, registering and registered.
 	regMu sync.Mutex
 	// regs maps the registrations of the addresses served (WithRegistry)
 	// to their addresses.
@@ -92,8 +92,11 @@ type Server struct {
 	// unlisted is made when Shutdown starts taking the addresses out of
 	// the registry, and closed when it has, and waited (unlist).
 	unlisted chan struct{}
-	// registering counts the registrations under way.
-	registering sync.WaitGroup
+	// registering counts the registrations under way. registered is made
+	// by a Shutdown that finds some, and closed when the last has ended:
+	// no new one starts then.
+	registering int
+	registered  chan struct{}
 }
 
 // New returns a server with the options applied.

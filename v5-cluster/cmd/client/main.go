@@ -1,9 +1,10 @@
-// Command client runs the V4 demo: idle connections held open to a V3
-// server (-compare) and then to this V4 server, to compare what each costs,
-// then many calls answered with few writev system calls by a server with a
-// few reactors. In V5 its target may also be etcd:///<service>: the
-// servers registered under the service in the etcd of rpc.yaml's registry
-// section, over which the calls are spread.
+// Command client runs the V5 stage's client demo, V4's steps: idle
+// connections held open to a V3 server (-compare) and then to this V5
+// server, to compare what each costs, then many calls answered with few
+// writev system calls by a server with a few reactors. In V5 its target
+// may also be etcd:///<service>: the servers registered under the service
+// in the etcd of rpc.yaml's registry section, over which the calls are
+// spread.
 package main
 
 import (
@@ -48,7 +49,7 @@ func main() {
 
 	conns := *idle
 	fmt.Printf("1. Idle connections, which send nothing, held open to a V3 server, then to this\n")
-	fmt.Println("   V4 one: what each server holds for them.")
+	fmt.Println("   V5 one: what each server holds for them.")
 	if limit := fdLimit(); limit > 0 && conns > limit-200 {
 		conns = max(limit-200, 0)
 		fmt.Printf("   (This machine lets a process open %d files: %d connections, not %d.)\n", limit, conns, *idle)
@@ -64,7 +65,7 @@ func main() {
 		reactors := 0.0
 		for _, s := range []struct{ name, addr, stats string }{
 			{"V3 server", *compare, *compareStats},
-			{"V4 server", target, *statsURL},
+			{"V5 server", target, *statsURL},
 		} {
 			held, before, after, err := holdIdle(s.addr, s.stats, conns)
 			if held < conns {
@@ -78,7 +79,7 @@ func main() {
 			reactors = after.RPC["reactors"]
 		}
 		fmt.Println("   V3 parks a goroutine, with its stack and read buffer, on each connection.")
-		fmt.Printf("   V4's %v reactors (epoll loops, one per CPU it may use) watch them all, reading\n", reactors)
+		fmt.Printf("   V5's %v reactors (V4's epoll loops, one per CPU it may use) watch them all, reading\n", reactors)
 		fmt.Println("   into a buffer per reactor: a connection has its own only for a request half read.")
 	}
 

@@ -72,8 +72,8 @@ func run(log *slog.Logger, configPath, addr, statsAddr string) error {
 		// Closed after Shutdown, which takes the key out through it.
 		defer cli.Close()
 		opts = append(opts, server.WithRegistry(cli, r.Service, r.TTL), server.WithAdvertiseAddr(r.Advertise))
-		if r.DeregisterWait > 0 {
-			opts = append(opts, server.WithDeregisterWait(r.DeregisterWait))
+		if r.DeregisterWait != nil {
+			opts = append(opts, server.WithDeregisterWait(*r.DeregisterWait))
 		}
 	}
 	s := server.New(opts...)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -230,75 +231,93 @@ func TestRPCYAMLShowsTheDefaultShutdownTimeout(t *testing.T) {
 
 // TestRunRegisters: with a service named in the registry section, run
 // registers its address in etcd, answers with the trailer served-by, and
-// on SIGTERM takes the key out before it shuts down.
+// on SIGTERM takes the key out before it shuts down, having gone on
+// serving for the deregister wait: none for deregister_wait: 0s.
 func TestRunRegisters(t *testing.T) {
 	etcd := etcdtest.Start(t)
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := free.Addr().String()
-	free.Close()
-	path := writeConfig(t, addr, "registry:\n"+
-		"  endpoints: ["+strings.Join(etcd.Endpoints(), ", ")+"]\n"+
-		"  service: test.Demo\n"+
-		"  deregister_wait: 100ms\n")
-
-	addrs := make(chan []string, 16)
-	res, err := registry.NewResolver(etcd.Client()).Resolve("test.Demo", func(a []string) { addrs <- a })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	waitAddrs := func(want ...string) {
-		t.Helper()
-		deadline := time.After(30 * time.Second)
-		for {
-			select {
-			case got := <-addrs:
-				if slices.Equal(got, want) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("the registry never listed %q", want)
+	for _, tt := range []struct {
+		wait   string // deregister_wait in the config
+		waited string // the wait the server logs; empty: none
+	}{
+		{wait: "100ms", waited: "100ms"},
+		{wait: "0s"},
+	} {
+		t.Run("deregister_wait="+tt.wait, func(t *testing.T) {
+			free, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
+			addr := free.Addr().String()
+			free.Close()
+			path := writeConfig(t, addr, "registry:\n"+
+				"  endpoints: ["+strings.Join(etcd.Endpoints(), ", ")+"]\n"+
+				"  service: test.Demo\n"+
+				"  deregister_wait: "+tt.wait+"\n")
 
-	guard := make(chan os.Signal, 1)
-	signal.Notify(guard, syscall.SIGTERM)
-	defer signal.Stop(guard)
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	done := make(chan error, 1)
-	go func() { done <- run(log, path, "", "") }()
-	waitAddrs(addr)
+			addrs := make(chan []string, 16)
+			res, err := registry.NewResolver(etcd.Client()).Resolve("test.Demo", func(a []string) { addrs <- a })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Close()
+			waitAddrs := func(want ...string) {
+				t.Helper()
+				deadline := time.After(30 * time.Second)
+				for {
+					select {
+					case got := <-addrs:
+						if slices.Equal(got, want) {
+							return
+						}
+					case <-deadline:
+						t.Fatalf("the registry never listed %q", want)
+					}
+				}
+			}
 
-	c := client.New(addr, client.WithTimeout(5*time.Second))
-	defer c.Close()
-	var md rpc.Metadata
-	if _, err := helloworld.NewGreeterClient(c).Hello(context.Background(), &helloworld.HelloRequest{Msg: "cmd"}, rpc.Trailer(&md)); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := md[ServedBy], strconv.Itoa(os.Getpid()); got != want {
-		t.Fatalf("trailer %s = %q, want %q (the process id)", ServedBy, got, want)
-	}
+			guard := make(chan os.Signal, 1)
+			signal.Notify(guard, syscall.SIGTERM)
+			defer signal.Stop(guard)
+			logs := &syncBuffer{}
+			log := slog.New(slog.NewTextHandler(logs, nil))
+			done := make(chan error, 1)
+			go func() { done <- run(log, path, "", "") }()
+			waitAddrs(addr)
 
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitAddrs()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run = %v after SIGTERM, want nil\n%s", err, logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("run did not return after SIGTERM\n%s", logs)
-	}
-	out := logs.String()
-	dereg, clean := strings.Index(out, "rpc: deregistered"), strings.Index(out, "shut down cleanly")
-	if dereg < 0 || clean < dereg {
-		t.Fatalf("want the key taken out, then a clean shutdown, in the log:\n%s", out)
+			c := client.New(addr, client.WithTimeout(5*time.Second))
+			defer c.Close()
+			var md rpc.Metadata
+			if _, err := helloworld.NewGreeterClient(c).Hello(context.Background(), &helloworld.HelloRequest{Msg: "cmd"}, rpc.Trailer(&md)); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := md[ServedBy], strconv.Itoa(os.Getpid()); got != want {
+				t.Fatalf("trailer %s = %q, want %q (the process id)", ServedBy, got, want)
+			}
+
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			waitAddrs()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run = %v after SIGTERM, want nil\n%s", err, logs)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("run did not return after SIGTERM\n%s", logs)
+			}
+			out := logs.String()
+			dereg, clean := strings.Index(out, "rpc: deregistered"), strings.Index(out, "shut down cleanly")
+			if dereg < 0 || clean < dereg {
+				t.Fatalf("want the key taken out, then a clean shutdown, in the log:\n%s", out)
+			}
+			waited := regexp.MustCompile(`msg="rpc: serving while clients see the server gone" wait=(\S+)`).FindStringSubmatch(out)
+			switch {
+			case tt.waited == "" && waited != nil:
+				t.Fatalf("deregister_wait: %s, but the server waited %s:\n%s", tt.wait, waited[1], out)
+			case tt.waited != "" && (waited == nil || waited[1] != tt.waited):
+				t.Fatalf("deregister_wait: %s, want the server to wait %s:\n%s", tt.wait, tt.waited, out)
+			}
+		})
 	}
 }
