@@ -85,7 +85,11 @@ gotest: ## go test -race over every module
 .PHONY: gowork-off
 gowork-off: ## build and vet each stage, and the benchmarks, on its own (GOWORK=off), and test the baselines there (trpc-go's tnet transport runs only without -race)
 	@for m in $(STAGES) benchmarks; do echo "== GOWORK=off $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
-	@cd benchmarks && GOWORK=off go test -count=1 ./internal/impls/
+	@# trpc-go's own tests run in a process of their own. In every run where
+	@# kitex-mux had panicked in its worker pool earlier in the same process
+	@# (kitex decoding a late response to a call already gone), calls of
+	@# TestTRPCMaxConns then waited out their 30 s; in no other run.
+	@cd benchmarks && GOWORK=off go test -count=1 -skip '^TestTRPC' ./internal/impls/ && GOWORK=off go test -count=1 -run '^TestTRPC' ./internal/impls/
 
 .PHONY: cross
 cross: ## build V4 and V5 for macOS and Windows, where they fall back to the V3 transport
