@@ -70,8 +70,12 @@ TEST_STEPS := lint proto-check diff-check diagram-check ladder-check gotest gowo
 # before it do not count.
 .PHONY: test
 test: ## everything CI runs; fails if the run changed a tracked file
-	@before=$$(git stash create); before=$${before:-HEAD}; \
-	 $(MAKE) --no-print-directory $(TEST_STEPS); \
+	@before=$$(git stash create); before=$${before:-HEAD}; times=""; \
+	 for step in $(TEST_STEPS); do \
+	   t0=$$(date +%s); $(MAKE) --no-print-directory $$step; \
+	   times="$$times $$step $$(( $$(date +%s) - t0 ))s"; \
+	 done; \
+	 echo "make test steps:$$times"; \
 	 if [ -n "$$(git diff --name-only $$before --)" ]; then \
 	   echo "make test changed tracked files (commit what a go command settled, or fix the step that writes):"; \
 	   git diff --stat $$before --; git diff $$before -- | head -40; exit 1; \
@@ -79,8 +83,8 @@ test: ## everything CI runs; fails if the run changed a tracked file
 	 echo "tree-check: make test changed no tracked file"
 
 .PHONY: gotest
-gotest: ## go test -race over every module
-	@for m in $(MODULES); do echo "== go test -race $$m"; (cd $$m && go test -race -count=1 ./...); done
+gotest: ## go test -race over every module, in one go test (the workspace's), so that packages of different modules run side by side
+	@echo "== go test -race $(MODULES)"; go test -race -count=1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
 
 .PHONY: gowork-off
 gowork-off: ## build and vet each stage, and the benchmarks, on its own (GOWORK=off), and test the baselines there (trpc-go's tnet transport runs only without -race)
