@@ -14,6 +14,7 @@
 // own response instead (SendOwn, ReadOwn): the reader goroutine stops
 // between two reads while it does, and reads again once the connection
 // has been idle for a millisecond. When the connection breaks, every call in flight on it
-// fails at once with code 14, and the Group replaces the connection on the
-// next call.
+// fails with code 14, those whose requests were still queued with
+// ErrNotSent, to be sent again elsewhere; the Group replaces the
+// connection on the next call.
 package mux
