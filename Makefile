@@ -211,9 +211,9 @@ graphviz: ## install Graphviz's dot (Debian graphviz), which go tool pprof -svg 
 	 fi
 
 .PHONY: bench-quick
-bench-quick: ## smoke test of the benchmark harness: every implementation, 64 B, callers 1 and 64, 1 s each
+bench-quick: ## smoke test of the benchmark harness: every implementation, 64 B, callers 1 and 64, half a second each
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 1s -warmup 300ms -reps 1 -burst 0 -out $$tmp
+	 cd benchmarks && go run ./cmd/benchall -payload 64 -callers 1,64 -duration 500ms -warmup 200ms -reps 1 -burst 0 -out $$tmp
 
 ##@ Read
 

@@ -123,7 +123,7 @@ func Page(rows []results.Row, chart, source string) string {
 
 	w("## Running it\n\n")
 	w("```\nmake bench-all     # the default matrix; writes benchmarks/results/latest/ and this page\n" +
-		"make bench-quick   # 64 B, callers 1 and 64, 2 s each: a smoke test of the harness\n" +
+		"make bench-quick   # 64 B, callers 1 and 64, half a second each: a smoke test of the harness\n" +
 		"make profile STAGE=v4   # one stage's CPU profiles (see Profiles below)\n```\n\n")
 	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst`, `-scenario` " +
 		"(`matrix`, `burst`, `hol`, `cluster`), `-hol-callers`, `-hol-slow`, `-hol-delay`, `-cluster-callers`, `-cluster-delay` and `-out`; " +
