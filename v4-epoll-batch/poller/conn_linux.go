@@ -26,11 +26,14 @@ type Conn struct {
 
 	// Owned by the loop goroutine: the unread input (part of a frame), how
 	// many bytes that frame needs, when its first byte came, whether the
-	// peer has stopped sending, and whether the connection is closed.
+	// peer has stopped sending, whether the handler has stopped reading (a
+	// frame it cannot frame, a request refused as the server shuts down:
+	// the peer may still be sending), and whether the connection is closed.
 	in           []byte
 	need         int
 	partialSince time.Time
 	readEOF      bool
+	readStopped  bool
 	closed       bool
 	// lingering is set once the connection has sent its FIN and only waits
 	// for the peer's, until lingerUntil.
@@ -149,7 +152,7 @@ func (c *Conn) full() bool {
 
 // reading reports whether the loop reads the connection now. Loop only.
 func (c *Conn) reading() bool {
-	return !c.closed && !c.readEOF && !c.paused && !c.lingering
+	return !c.closed && !c.readEOF && !c.readStopped && !c.paused && !c.lingering
 }
 
 // setInterest brings the epoll interest in step with the connection's

@@ -368,9 +368,10 @@ func (l *loop) deliver(c *Conn, data []byte) (ok, took bool) {
 	consumed, need, herr := l.e.h.OnRead(c, data)
 	if herr != nil {
 		// Nothing after a frame that cannot be framed can be read: the
-		// connection closes once the answers owed are written.
-		l.e.log.Debug("rpc: closing after a bad frame", "remote", c.remote, "err", herr)
-		c.readEOF = true
+		// connection closes once the answers owed are written. The peer
+		// has not stopped sending, so the close lingers.
+		l.e.log.Debug("rpc: reading stopped; closing", "remote", c.remote, "err", herr)
+		c.readStopped = true
 		c.closing = true
 		c.in = nil
 		c.partialSince = time.Time{}

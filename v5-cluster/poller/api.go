@@ -13,8 +13,10 @@ type Handler interface {
 	// OnRead gets the connection's unread input. It returns how many bytes
 	// it consumed (whole frames; it must copy what it keeps), and, if the
 	// rest is the start of a frame, how many bytes that frame needs in all,
-	// so that the engine can make room. An error closes the connection once
-	// what is queued for it has been written.
+	// so that the engine can make room. An error stops the reading and
+	// closes the connection once what is queued for it has been written,
+	// gently: a FIN after the last answer, then what the peer still sends
+	// is read and dropped until it closes too (at most lingerFor).
 	OnRead(c *Conn, in []byte) (consumed, need int, err error)
 	// OnPeerClosed is called once when the engine learns that the peer has
 	// closed the connection, or stopped sending on it: the calls it made

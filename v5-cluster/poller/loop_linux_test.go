@@ -1,10 +1,15 @@
 package poller
 
 import (
+	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -183,4 +188,105 @@ func TestInputGrowsWithArrivals(t *testing.T) {
 	if frames != 1 || held != 0 {
 		t.Fatalf("%d frames read, a buffer of %d left; want the one frame and no buffer", frames, held)
 	}
+}
+
+// stopAfterOne takes the first four bytes of a connection as a call, holds
+// it, hands the connection to the test, and stops reading: the way the
+// server refuses a request as it shuts down, or a frame it cannot frame.
+type stopAfterOne struct{ conns chan *Conn }
+
+func (*stopAfterOne) OnOpen(*Conn)       {}
+func (*stopAfterOne) OnClose(*Conn)      {}
+func (*stopAfterOne) OnPeerClosed(*Conn) {}
+func (h *stopAfterOne) OnRead(c *Conn, in []byte) (int, int, error) {
+	if len(in) < 4 {
+		return 0, 4, nil
+	}
+	c.Hold(4)
+	h.conns <- c
+	return 4, 0, errors.New("stop reading")
+}
+
+// TestStoppedReadingClosesGently: a connection whose handler stopped
+// reading it, while its peer still sends, closes with a FIN after the
+// last answer, and reads what the peer sends until the peer closes.
+// Closed at once, with the peer's bytes unread, the kernel would send a
+// reset instead, and throw away the answers it had not yet sent: the
+// client of a server that refused a request as it shut down lost the
+// answers to calls that had run.
+func TestStoppedReadingClosesGently(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	h := &stopAfterOne{conns: make(chan *Conn, 1)}
+	e, err := NewEngine(Config{Loops: 1, Logger: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(lis) }()
+	defer func() {
+		e.Shutdown(context.Background())
+		<-served
+	}()
+
+	nc, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("call")); err != nil {
+		t.Fatal(err)
+	}
+	var c *Conn
+	select {
+	case c = <-h.conns:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call was not read")
+	}
+	// The peer goes on sending, and the server reads none of it.
+	if _, err := nc.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(5*time.Second, func() bool {
+		n, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ)
+		return err == nil && n > 0
+	}) {
+		t.Fatal("the peer's bytes did not reach the server's socket")
+	}
+	// The call is answered: the connection has nothing owed, and closes.
+	if err := c.Send([]byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	c.Done(4)
+
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("read %q, then %v; want the answer, then the end of the stream (a FIN, not a reset)", got, err)
+	}
+	if string(got) != "answer" {
+		t.Fatalf("read %q, want %q", got, "answer")
+	}
+	// The server reads and drops what the peer sends after its FIN, and
+	// closes when the peer does.
+	if _, err := nc.Write(make([]byte, 1000)); err != nil {
+		t.Fatalf("a write after the server's FIN: %v", err)
+	}
+	nc.Close()
+	if !waitUntil(5*time.Second, func() bool { return e.Stats().Conns == 0 }) {
+		t.Fatal("the server did not close the connection after its peer did")
+	}
+}
+
+// waitUntil polls cond until it holds, or d passes.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }
