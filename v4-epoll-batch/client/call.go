@@ -186,6 +186,7 @@ func (cl *call) response(att *attempt, conn *mux.Conn, f codec.Frame, err error)
 		cl.mu.Lock()
 		again := cl.resent < maxResent
 		cl.resent++
+		cl.lastErr = err // what the call ends with if Close cuts the resending short
 		cl.mu.Unlock()
 		if again && cl.c.retries.Add(time.Now(), cl.resend) {
 			return

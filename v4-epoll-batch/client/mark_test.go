@@ -18,6 +18,8 @@ import (
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
+	"myrpc/shared/proto/status"
+	"myrpc/v4-epoll-batch/codec"
 	"myrpc/v4-epoll-batch/mux"
 )
 
@@ -197,5 +199,37 @@ func TestResendHasItsOwnFrame(t *testing.T) {
 	}
 	if err := <-victim; err != nil {
 		t.Fatalf("the request sent again: %v", err)
+	}
+}
+
+// TestResendCutShortByClose: a request that a server never read waits in
+// the retry queue to be sent again; when Close comes first, the call ends
+// with the error that sent it back, never with success and an empty
+// reply.
+func TestResendCutShortByClose(t *testing.T) {
+	c := newTestClient(t, "127.0.0.1:1") // never dialled
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.calls.Add(1) // as Invoke does; the call's end is Done
+	cl := newCall(c, ctx, cancel, "/myrpc.helloworld.Greeter/Hello", nil, &helloworld.HelloReply{}, c.callOptions(nil))
+	att := &attempt{n: 1}
+	cl.mu.Lock()
+	cl.attempts, cl.cur = 1, att
+	cl.mu.Unlock()
+	// Close has begun, and the resending finds it so.
+	c.closed.Store(true)
+	notRead := status.Errorf(codes.Unavailable, "rpc: %w", mux.ErrNotRead)
+	cl.response(att, nil, codec.Frame{}, notRead)
+	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := cl.future.Get(wait); err != nil && wait.Err() != nil {
+		t.Fatal("the call did not end")
+	}
+	err := cl.future.Err()
+	if err == nil {
+		t.Fatal("the call ended with success, with no response")
+	}
+	if !errors.Is(err, mux.ErrNotRead) {
+		t.Fatalf("the call ended with %v, want the error that sent it back (mux.ErrNotRead)", err)
 	}
 }

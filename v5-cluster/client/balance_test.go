@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -404,4 +405,46 @@ func TestResendAvoidsTheServer(t *testing.T) {
 			t.Fatalf("round %d: the call the server did not read got %v, want the other server's answer", round, rep)
 		}
 	}
+}
+
+// TestDrainingRefusalGoesElsewhere: a server that drains answers the
+// requests it will not run with code 14 and the connection: close mark.
+// Such a request goes to another server at once, whatever the retry
+// policy, as one the server never read does; with no other server, the
+// caller gets the refusal, and the draining server is not asked again.
+func TestDrainingRefusalGoesElsewhere(t *testing.T) {
+	refuse := func(w io.Writer, r received) bool {
+		w.Write(respFrame(r.seq, &meta.ResponseMeta{
+			Code:     uint32(codes.Unavailable),
+			Message:  "rpc: server is shutting down; the request was not run",
+			Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
+		}, nil))
+		return false // and close, as the draining server does
+	}
+	t.Run("another server", func(t *testing.T) {
+		draining := newFakeServer(t, refuse)
+		srvs, live := startServers(t, 1)
+		c := newTestClient(t, "test:///svc", WithResolver(resolver.Static(draining.addr, live[0])), WithBalancer(balancer.RoundRobin))
+		for i := range 10 {
+			if _, err := callGate(context.Background(), c, "Count"); err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+		if n := draining.accepted.Load(); n == 0 {
+			t.Fatal("no call went to the draining server: the test tested nothing")
+		}
+		if got := counts(srvs)[0]; got != 10 {
+			t.Fatalf("the live server ran %d calls, want all 10", got)
+		}
+	})
+	t.Run("no other server", func(t *testing.T) {
+		draining := newFakeServer(t, refuse)
+		c := newTestClient(t, "test:///svc", WithResolver(resolver.Static(draining.addr)))
+		_, err := callGate(context.Background(), c, "Count")
+		if s := wantCode(t, err, codes.Unavailable); !strings.Contains(s.Message(), "shutting down") {
+			t.Fatalf("the call failed with %v, want the draining server's refusal", err)
+		}
+		draining.request(t)
+		draining.noMoreRequests(t)
+	})
 }

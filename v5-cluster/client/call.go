@@ -53,9 +53,14 @@ type call struct {
 	// the Trailer call option.
 	trailer rpc.Metadata
 	// notRead is the server that did not read the request, or whose
-	// connection stopped writing before it: its resending goes to another
-	// server if there is one.
+	// connection stopped writing before it, or that refused it as it
+	// drained: its resending goes to another server if there is one.
 	notRead *balancer.Endpoint
+	// refusal is that draining server's answer (code 14, the request not
+	// run), when it refused the request: with no other server to take it,
+	// the refusal is the attempt's result, as it was before the
+	// resending.
+	refusal error
 }
 
 // attempt is one sending of the request.
@@ -115,8 +120,9 @@ func (cl *call) send(counted bool) {
 	cl.cur = att
 	lastErr := cl.lastErr
 	var avoid *balancer.Endpoint
+	var refusal error
 	if !counted {
-		avoid = cl.notRead
+		avoid, refusal = cl.notRead, cl.refusal
 	}
 	cl.mu.Unlock()
 	if (att.n > 1 || !counted) && cl.c.closed.Load() {
@@ -148,6 +154,12 @@ func (cl *call) send(counted bool) {
 		}
 		ep, err := cl.c.lb.Pick(cl.ctx, exclude)
 		if errors.Is(err, balancer.ErrAllTried) && avoid != nil {
+			if refusal != nil {
+				// Only the draining server is left: its refusal goes to
+				// the retry policy, as any code 14.
+				cl.failed(att, refusal, true, true)
+				return
+			}
 			avoid = nil
 			continue
 		}
@@ -250,12 +262,7 @@ func (cl *call) response(att *attempt, ep *balancer.Endpoint, conn *mux.Conn, f 
 		// the connection before it read this one, or the connection
 		// stopped writing before this one: it never ran, and goes again
 		// at once, whatever the retry policy.
-		cl.mu.Lock()
-		again := cl.resent < maxResent
-		cl.resent++
-		cl.notRead = ep
-		cl.mu.Unlock()
-		if again && cl.c.retries.Add(time.Now(), cl.resend) {
+		if cl.sendElsewhere(ep, err, false) {
 			return
 		}
 		cl.failed(att, err, false, false)
@@ -277,7 +284,14 @@ func (cl *call) response(att *attempt, ep *balancer.Endpoint, conn *mux.Conn, f 
 		cl.mu.Unlock()
 	}
 	if rsp.Code != uint32(codes.OK) {
-		cl.failed(att, status.New(codes.Code(rsp.Code), rsp.Message), true, true)
+		err := status.New(codes.Code(rsp.Code), rsp.Message)
+		if rsp.Code == uint32(codes.Unavailable) && rpc.Closing(rsp.Metadata) && cl.sendElsewhere(ep, err, true) {
+			// A draining server refused the request, unrun, and closes
+			// the connection: like a request it never read, it goes to
+			// another server at once, whatever the retry policy.
+			return
+		}
+		cl.failed(att, err, true, true)
 		return
 	}
 	if err := proto.Unmarshal(f.Body, cl.reply); err != nil {
@@ -285,6 +299,24 @@ func (cl *call) response(att *attempt, ep *balancer.Endpoint, conn *mux.Conn, f 
 		return
 	}
 	cl.end(nil)
+}
+
+// sendElsewhere sends the request again, as the same attempt, to a server
+// other than ep, which did not run it: ep closed the connection without
+// reading it, or refused it as it drained (refused; err is its answer).
+// It reports false when the request has been sent again too often
+// already, or the client is closing.
+func (cl *call) sendElsewhere(ep *balancer.Endpoint, err error, refused bool) bool {
+	cl.mu.Lock()
+	again := cl.resent < maxResent
+	cl.resent++
+	cl.lastErr = err // what the call ends with if Close cuts the resending short
+	cl.notRead, cl.refusal = ep, nil
+	if refused {
+		cl.refusal = err
+	}
+	cl.mu.Unlock()
+	return again && cl.c.retries.Add(time.Now(), cl.resend)
 }
 
 // attemptTimedOut ends an attempt that outlived the policy's PerAttempt,

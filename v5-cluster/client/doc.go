@@ -14,6 +14,17 @@
 // none), past which nobody waits for it. InvokeAsync returns its future at
 // once and encodes the request on a goroutine of its own.
 //
+// A client calls one service, on however many servers: New takes a
+// host:port, or scheme:///name with a resolver (WithResolver) that gives
+// the servers' addresses and their changes. Each server is an endpoint of
+// the balancer (package balancer), with multiplexed connections of its
+// own, and each call's endpoint is picked by power of two choices on the
+// calls in flight, or round-robin (WithBalancer). An endpoint whose
+// connections fail is ejected for a while. A request no server ran goes
+// to another server at once, whatever the retry policy: one whose dial
+// failed, one a server closed the connection without reading, one a
+// draining server refused with code 14 and the connection: close mark.
+//
 // Interceptors (WithInterceptors) run around every call, as grpc-go's
 // unary client interceptors do, and the rpc.Trailer call option receives
 // the metadata the server's handler set for its response (rpc.SetTrailer),

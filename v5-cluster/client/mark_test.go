@@ -18,7 +18,9 @@ import (
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
+	"myrpc/shared/proto/status"
 	"myrpc/v5-cluster/balancer"
+	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/mux"
 )
 
@@ -200,5 +202,42 @@ func TestResendHasItsOwnFrame(t *testing.T) {
 	}
 	if err := <-victim; err != nil {
 		t.Fatalf("the request sent again: %v", err)
+	}
+}
+
+// TestResendCutShortByClose: a request that a server never read waits in
+// the retry queue to be sent again; when Close comes first, the call ends
+// with the error that sent it back, never with success and an empty
+// reply.
+func TestResendCutShortByClose(t *testing.T) {
+	c := newTestClient(t, deadAddr(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The endpoint the request went to, left by response.
+	ep, err := c.lb.Pick(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.calls.Add(1) // as Invoke does; the call's end is Done
+	cl := newCall(c, ctx, cancel, "/myrpc.helloworld.Greeter/Hello", nil, &helloworld.HelloReply{}, c.callOptions(nil))
+	att := &attempt{n: 1}
+	cl.mu.Lock()
+	cl.attempts, cl.cur = 1, att
+	cl.mu.Unlock()
+	// Close has begun, and the resending finds it so.
+	c.closed.Store(true)
+	notRead := status.Errorf(codes.Unavailable, "rpc: %w", mux.ErrNotRead)
+	cl.response(att, ep, nil, codec.Frame{}, notRead)
+	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := cl.future.Get(wait); err != nil && wait.Err() != nil {
+		t.Fatal("the call did not end")
+	}
+	err = cl.future.Err()
+	if err == nil {
+		t.Fatal("the call ended with success, with no response")
+	}
+	if !errors.Is(err, mux.ErrNotRead) {
+		t.Fatalf("the call ended with %v, want the error that sent it back (mux.ErrNotRead)", err)
 	}
 }
