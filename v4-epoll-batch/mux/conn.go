@@ -70,6 +70,13 @@ type Conn struct {
 	// those that read their response themselves.
 	alone    atomic.Uint64
 	ownReads atomic.Uint64
+	// pushing counts the Sends between their look at broken and sendErr
+	// and the end of their Push. The queue is settled only once none is
+	// left (waitPushes): a frame pushed before it is settled with the
+	// others, and none is pushed after it. beforePush, nil but in tests,
+	// runs in that gap.
+	pushing    atomic.Int32
+	beforePush func()
 
 	// mu protects the fields below.
 	mu      sync.Mutex
@@ -210,6 +217,7 @@ func (c *Conn) send(ctx context.Context, frame []byte, done Done, own bool) (seq
 	seq = c.nextSeq()
 	c.pending[seq] = done
 	c.streams.Add(1)
+	c.pushing.Add(1)
 	if !own {
 		c.resumeLocked() // someone must read the response
 	}
@@ -217,8 +225,15 @@ func (c *Conn) send(ctx context.Context, frame []byte, done Done, own bool) (seq
 
 	binary.BigEndian.PutUint32(frame[4:8], seq)
 	deadline, _ := ctx.Deadline()
-	if _, err := c.out.Push(frame, deadline); err != nil {
-		// The writer has stopped since the check above.
+	if c.beforePush != nil {
+		c.beforePush()
+	}
+	_, err = c.out.Push(frame, deadline)
+	c.pushing.Add(-1)
+	if err != nil {
+		// Not while this Send counts in pushing, which holds the
+		// settling of the queue back; kept so that a frame the queue
+		// refuses can never be taken for sent.
 		if !c.Cancel(seq) {
 			return seq, true, nil // done has run, or will, with the reason
 		}
@@ -285,7 +300,17 @@ func (c *Conn) writeFailed(err error) {
 	// First no new call may come: the connection leaves the group, and
 	// Send fails at once.
 	c.stopSending(err)
+	c.waitPushes()
 	c.settleQueue(err)
+}
+
+// waitPushes waits for the Sends that found the connection whole to have
+// pushed their frames: none can start once broken or sendErr is set, and
+// none waits for anything while it pushes.
+func (c *Conn) waitPushes() {
+	for c.pushing.Load() > 0 {
+		runtime.Gosched()
+	}
 }
 
 // settleQueue closes the queue and ends the calls whose frames it still
@@ -583,8 +608,8 @@ func readError(err error) error {
 // (failWriting is fail for one that does).
 func (c *Conn) fail(err error) { c.breakWith(err, false) }
 
-// failWriting is fail for a caller that holds wmu and has emptied the
-// queue of the frames of calls still pending (writeFailed).
+// failWriting is fail for a caller that holds wmu (writeFailed, and
+// settleQueue).
 func (c *Conn) failWriting(err error) { c.breakWith(err, true) }
 
 func (c *Conn) breakWith(err error, holdsWmu bool) {
@@ -599,10 +624,15 @@ func (c *Conn) breakWith(err error, holdsWmu bool) {
 	left := c.sendErr != nil // stopSending took it out of the group
 	c.mu.Unlock()
 	c.nc.Close()
-	if !holdsWmu {
-		// The queue is settled before the calls are taken: the calls
-		// whose frames it holds were never sent (a write under way ends
-		// with the close, its own failure settling the queue first).
+	// The queue is settled before the calls are taken: the calls whose
+	// frames it holds were never sent (a write under way ends with the
+	// close, its own failure settling the queue first), and a Send that
+	// found the connection whole before broken was set has pushed its
+	// frame by then.
+	c.waitPushes()
+	if holdsWmu {
+		c.settleQueue(err)
+	} else {
 		c.wmu.Lock()
 		c.settleQueue(err)
 		c.wmu.Unlock()

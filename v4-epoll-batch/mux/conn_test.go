@@ -1335,3 +1335,47 @@ func TestConnLoneCallReadsItself(t *testing.T) {
 		}
 	})
 }
+
+// TestConnSendRacingBreak: a Send that finds the connection whole, and
+// pushes its frame only as the connection breaks, ends with ErrNotSent,
+// since not a byte of it was written: the break waits for the push, and
+// settles the frame with the rest of the queue. (Failed with the break's
+// own error, the call would count as one that may have run.)
+func TestConnSendRacingBreak(t *testing.T) {
+	c, p, _ := pipe(t, Config{}, nil)
+	atPush := make(chan struct{})
+	proceed := make(chan struct{})
+	c.beforePush = func() {
+		close(atPush)
+		<-proceed
+	}
+	done, ch := recorder()
+	sent := make(chan error, 1)
+	go func() {
+		_, _, err := c.Send(context.Background(), reqFrame(t, "Racing", nil), done)
+		sent <- err
+	}()
+	select {
+	case <-atPush:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Send did not reach its push")
+	}
+	// The peer goes away while the Send is between its check and its
+	// push: the reader breaks the connection.
+	p.nc.Close()
+	waitFor(t, "the reader to break the connection", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.broken != nil
+	})
+	close(proceed)
+	if err := <-sent; err != nil {
+		t.Fatalf("Send: %v; want the call's end to report it", err)
+	}
+	r := await(t, ch)
+	wantCode(t, r.err, codes.Unavailable)
+	if !errors.Is(r.err, ErrNotSent) {
+		t.Fatalf("the call ended with %v, want ErrNotSent", r.err)
+	}
+	wantNoResult(t, ch)
+}
