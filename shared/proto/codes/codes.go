@@ -23,9 +23,21 @@ const (
 	DeadlineExceeded Code = 4
 	// NotFound means a handler could not find what the request names.
 	NotFound Code = 5
+	// AlreadyExists means what the request would create exists already.
+	AlreadyExists Code = 6
+	// PermissionDenied means the caller, known, may not do this.
+	PermissionDenied Code = 7
 	// ResourceExhausted means a limit was hit: a frame over the maximum size,
 	// a full pool.
 	ResourceExhausted Code = 8
+	// FailedPrecondition means the system is not in the state the call
+	// needs; retrying will not help until it is.
+	FailedPrecondition Code = 9
+	// Aborted means the call was abandoned, as a transaction that lost a
+	// conflict is.
+	Aborted Code = 10
+	// OutOfRange means the request asked for something past a valid range.
+	OutOfRange Code = 11
 	// Unimplemented means the server has no such service or method.
 	Unimplemented Code = 12
 	// Internal means the framework itself failed, for example a handler panic
@@ -36,26 +48,31 @@ const (
 	// a client may retry without asking whether the call is idempotent, when
 	// a server sent it.
 	Unavailable Code = 14
+	// DataLoss means data was lost or corrupted beyond recovery.
+	DataLoss Code = 15
+	// Unauthenticated means the call carries no valid credentials: an
+	// interceptor that checks them answers it.
+	Unauthenticated Code = 16
 )
 
 var names = map[Code]string{
-	OK:                "OK",
-	Canceled:          "Canceled",
-	Unknown:           "Unknown",
-	InvalidArgument:   "InvalidArgument",
-	DeadlineExceeded:  "DeadlineExceeded",
-	NotFound:          "NotFound",
-	6:                 "AlreadyExists",
-	7:                 "PermissionDenied",
-	ResourceExhausted: "ResourceExhausted",
-	9:                 "FailedPrecondition",
-	10:                "Aborted",
-	11:                "OutOfRange",
-	Unimplemented:     "Unimplemented",
-	Internal:          "Internal",
-	Unavailable:       "Unavailable",
-	15:                "DataLoss",
-	16:                "Unauthenticated",
+	OK:                 "OK",
+	Canceled:           "Canceled",
+	Unknown:            "Unknown",
+	InvalidArgument:    "InvalidArgument",
+	DeadlineExceeded:   "DeadlineExceeded",
+	NotFound:           "NotFound",
+	AlreadyExists:      "AlreadyExists",
+	PermissionDenied:   "PermissionDenied",
+	ResourceExhausted:  "ResourceExhausted",
+	FailedPrecondition: "FailedPrecondition",
+	Aborted:            "Aborted",
+	OutOfRange:         "OutOfRange",
+	Unimplemented:      "Unimplemented",
+	Internal:           "Internal",
+	Unavailable:        "Unavailable",
+	DataLoss:           "DataLoss",
+	Unauthenticated:    "Unauthenticated",
 }
 
 // String returns the code's name, e.g. "DeadlineExceeded", or "Code(n)" for

@@ -22,7 +22,8 @@ func TestString(t *testing.T) {
 		{codes.Unimplemented, "Unimplemented"},
 		{codes.Internal, "Internal"},
 		{codes.Unavailable, "Unavailable"},
-		// gRPC codes myrpc never sends still print by name.
+		// The codes only handlers and interceptors send, at gRPC's
+		// numbers.
 		{6, "AlreadyExists"},
 		{7, "PermissionDenied"},
 		{9, "FailedPrecondition"},
@@ -30,6 +31,13 @@ func TestString(t *testing.T) {
 		{11, "OutOfRange"},
 		{15, "DataLoss"},
 		{16, "Unauthenticated"},
+		{codes.AlreadyExists, "AlreadyExists"},
+		{codes.PermissionDenied, "PermissionDenied"},
+		{codes.FailedPrecondition, "FailedPrecondition"},
+		{codes.Aborted, "Aborted"},
+		{codes.OutOfRange, "OutOfRange"},
+		{codes.DataLoss, "DataLoss"},
+		{codes.Unauthenticated, "Unauthenticated"},
 		// Numbers gRPC does not define.
 		{17, "Code(17)"},
 		{99, "Code(99)"},
