@@ -55,6 +55,7 @@ type options struct {
 
 	clusterCallers int
 	clusterDelay   time.Duration
+	clusterRate    int
 }
 
 // allScenarios are the parts a run can have, in the order they run.
@@ -98,13 +99,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.doc, "doc", "", "also write the docs page here, e.g. ../docs/benchmarks.md, and rewrite the benchmark regions of README.md and docs/*.md beside it")
 	scenarios := fs.String("scenario", strings.Join(allScenarios, ","),
 		"comma list of what to run: matrix (callers × payloads), burst, hol (head-of-line: fast calls among slow ones), "+
-			"cluster (one client over three servers, one slow, by each balancing policy; then one server killed)")
+			"cluster (one client over three servers, one slow, by each balancing policy, in a closed loop and at one offered rate; then one server killed)")
 	fs.IntVar(&o.holCallers, "hol-callers", 64, "callers of the head-of-line scenario")
 	fs.IntVar(&o.holSlow, "hol-slow", 4, "how many of them make slow calls")
 	fs.DurationVar(&o.holDelay, "hol-delay", 20*time.Millisecond, "how long the server holds each slow call")
 	fs.IntVar(&o.holConns, "hol-conns", 4, "the connections each client may open in the head-of-line scenario")
 	fs.IntVar(&o.clusterCallers, "cluster-callers", 64, "callers of the cluster scenario")
 	fs.DurationVar(&o.clusterDelay, "cluster-delay", 5*time.Millisecond, "how long the slow server of the cluster scenario holds each call")
+	fs.IntVar(&o.clusterRate, "cluster-rate", 15000, "calls a second the cluster scenario's open-loop rows offer, the same under each policy; 0: no open-loop rows")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -162,6 +164,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-cluster-callers must be at least 1")
 	case o.clusterDelay <= 0:
 		return o, errors.New("-cluster-delay must be positive")
+	case o.clusterRate < 0:
+		return o, errors.New("-cluster-rate must not be negative")
 	}
 	return o, nil
 }
@@ -246,7 +250,7 @@ func run(o options) (int, error) {
 		flags.HOLCallers, flags.HOLSlow, flags.HOLDelay, flags.HOLConns = o.holCallers, o.holSlow, o.holDelay.String(), o.holConns
 	}
 	if slices.Contains(o.scenarios, "cluster") {
-		flags.ClusterCallers, flags.ClusterDelay = o.clusterCallers, o.clusterDelay.String()
+		flags.ClusterCallers, flags.ClusterDelay, flags.ClusterRate = o.clusterCallers, o.clusterDelay.String(), o.clusterRate
 	}
 	cfg := runner.Config{
 		Server:    runner.Server{Path: serverPath},
@@ -361,14 +365,20 @@ func run(o options) (int, error) {
 
 // clusterCases are the cases of the cluster scenario: for each of the
 // implementations with a client of many servers (V5), each balancing
-// policy, then a server killed under the default one.
+// policy in a closed loop, each at the offered rate (unless it is 0),
+// then a server killed under the default policy, in a closed loop.
 func clusterCases(o options) []runner.ClusterCase {
 	var out []runner.ClusterCase
 	for _, impl := range o.impls {
 		if im, _ := impls.Lookup(impl); im.NewClusterClient == nil {
 			continue
 		}
-		for _, cc := range []runner.ClusterCase{{Policy: "round_robin"}, {Policy: "p2c"}, {Policy: "p2c", Kill: true}} {
+		cases := []runner.ClusterCase{{Policy: "round_robin"}, {Policy: "p2c"}}
+		if o.clusterRate > 0 {
+			cases = append(cases, runner.ClusterCase{Policy: "round_robin", Rate: o.clusterRate}, runner.ClusterCase{Policy: "p2c", Rate: o.clusterRate})
+		}
+		cases = append(cases, runner.ClusterCase{Policy: "p2c", Kill: true})
+		for _, cc := range cases {
 			cc.Impl, cc.Servers, cc.SlowDelay, cc.Callers, cc.Payload = impl, clusterServers, o.clusterDelay, o.clusterCallers, o.payloads[0]
 			out = append(out, cc)
 		}

@@ -25,8 +25,8 @@ func TestParseFlags(t *testing.T) {
 			if len(o.impls) < 5 || o.impls[0] != "v1" {
 				return fmt.Errorf("default impls %v", o.impls)
 			}
-			if fmt.Sprint(o.scenarios) != "[matrix burst hol cluster]" || o.clusterCallers != 64 || o.clusterDelay != 5*time.Millisecond {
-				return fmt.Errorf("default scenarios %v, cluster callers %d, delay %v", o.scenarios, o.clusterCallers, o.clusterDelay)
+			if fmt.Sprint(o.scenarios) != "[matrix burst hol cluster]" || o.clusterCallers != 64 || o.clusterDelay != 5*time.Millisecond || o.clusterRate != 15000 {
+				return fmt.Errorf("default scenarios %v, cluster callers %d, delay %v, rate %d", o.scenarios, o.clusterCallers, o.clusterDelay, o.clusterRate)
 			}
 			return nil
 		}, ""},
@@ -37,6 +37,7 @@ func TestParseFlags(t *testing.T) {
 			return nil
 		}, ""},
 		{"no cluster delay", []string{"-cluster-delay", "0s"}, nil, "-cluster-delay"},
+		{"negative cluster rate", []string{"-cluster-rate", "-1"}, nil, "-cluster-rate"},
 		{"lists", []string{"-impls", "raw-conn, grpc,grpc", "-callers", "4,1", "-payload", "0", "-reps", "3", "-burst", "0"}, func(o options) error {
 			if fmt.Sprint(o.impls) != "[raw-conn grpc]" || fmt.Sprint(o.callers) != "[4 1]" || fmt.Sprint(o.payloads) != "[0]" || o.reps != 3 || o.burst != 0 {
 				return fmt.Errorf("parsed %+v", o)
@@ -69,10 +70,11 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// TestClusterCases: the cluster scenario runs each policy and a kill for
-// V5, and nothing for a stage without a client of many servers.
+// TestClusterCases: the cluster scenario runs each policy in a closed loop
+// and at the offered rate, and a kill, for V5, and nothing for a stage
+// without a client of many servers.
 func TestClusterCases(t *testing.T) {
-	o, err := parseFlags([]string{"-impls", "v4,v5", "-payload", "128", "-cluster-callers", "8"})
+	o, err := parseFlags([]string{"-impls", "v4,v5", "-payload", "128", "-cluster-callers", "8", "-cluster-rate", "2000"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +88,16 @@ func TestClusterCases(t *testing.T) {
 	want := []string{
 		"cluster v5 policy=round_robin servers=3 slow=5ms callers=8",
 		"cluster v5 policy=p2c servers=3 slow=5ms callers=8",
+		"cluster v5 policy=round_robin servers=3 slow=5ms callers=8 rate=2000/s",
+		"cluster v5 policy=p2c servers=3 slow=5ms callers=8 rate=2000/s",
 		"cluster v5 policy=p2c servers=3 slow=5ms callers=8 kill",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("cases %q, want %q", got, want)
+	}
+	o.clusterRate = 0
+	if cs := clusterCases(o); len(cs) != 3 {
+		t.Errorf("with rate 0: %d cases, want the three closed-loop ones", len(cs))
 	}
 	o.impls = []string{"v4"}
 	if cs := clusterCases(o); len(cs) != 0 {

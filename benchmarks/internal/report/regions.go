@@ -49,15 +49,17 @@ import (
 //	v2/64/1000.qps   the case row of impl v2, 64-byte payload, 1000 callers
 //	burst/v1.window  the burst row of impl v1
 //	hol/v3.p99       the head-of-line row of impl v3
-//	cluster/v5/p2c.p99  the cluster row of impl v5 under p2c (round_robin,
-//	                 p2c, or kill: p2c with a server killed)
+//	cluster/v5/p2c.p99  the cluster row of impl v5 under p2c, in a closed
+//	                 loop (round_robin, p2c, or kill: p2c with a server
+//	                 killed)
+//	cluster/v5/p2c/open.p99  its row at the offered rate (open loop)
 //
 // Fields: qps, qpsmin, qpsmax, p50, p99, p999 (µs), cpu (server CPU µs per
 // call), fpw (frames per write), errors, calls, window (s), rss (MiB), for
 // head-of-line rows callers, slow, conns and delay (ms), and for cluster
 // rows callers, delay (ms), servers, slowserved (the calls the slow server
-// answered), fastcalls (those the others answered), and fastp50 and
-// fastp99 (their latencies, µs).
+// answered), fastcalls (those the others answered), fastp50 and fastp99
+// (their latencies, µs), and offered (calls a second, open loop).
 //
 // A FORMAT is k (one decimal: 49.4k, 1.23M), us (5,341; 7.5 below 10), x
 // (a ratio: 1.67, 12.3), int (grouped digits: 20,000), word (three), code
@@ -355,6 +357,7 @@ var fields = map[string]func(results.Row) float64{
 	"fastcalls":  func(r results.Row) float64 { return float64(r.Calls - r.SlowServed) },
 	"fastp50":    func(r results.Row) float64 { return r.FastP50US },
 	"fastp99":    func(r results.Row) float64 { return r.FastP99US },
+	"offered":    func(r results.Row) float64 { return r.OfferedQPS },
 }
 
 func cmpOr(v, otherwise float64) float64 {
@@ -365,7 +368,7 @@ func cmpOr(v, otherwise float64) float64 {
 }
 
 // findRow finds the row a reference names: impl/payload/callers,
-// burst/impl, hol/impl or cluster/impl/policy.
+// burst/impl, hol/impl, cluster/impl/policy or cluster/impl/policy/open.
 func findRow(ref string, rows []results.Row) (results.Row, error) {
 	parts := strings.Split(ref, "/")
 	var want func(r results.Row) bool
@@ -376,13 +379,13 @@ func findRow(ref string, rows []results.Row) (results.Row, error) {
 			kind = results.KindHOL
 		}
 		want = func(r results.Row) bool { return r.Kind == kind && r.Impl == parts[1] }
-	case len(parts) == 3 && parts[0] == "cluster":
-		policy, killed := parts[2], 0
+	case (len(parts) == 3 || len(parts) == 4 && parts[3] == "open") && parts[0] == "cluster":
+		policy, killed, open := parts[2], 0, len(parts) == 4
 		if policy == "kill" {
 			policy, killed = "p2c", 1
 		}
 		want = func(r results.Row) bool {
-			return r.Kind == results.KindCluster && r.Impl == parts[1] && r.Policy == policy && r.Killed == killed
+			return r.Kind == results.KindCluster && r.Impl == parts[1] && r.Policy == policy && r.Killed == killed && (r.OfferedQPS > 0) == open
 		}
 	case len(parts) == 3:
 		payload, err1 := strconv.Atoi(parts[1])
@@ -394,7 +397,7 @@ func findRow(ref string, rows []results.Row) (results.Row, error) {
 			return r.Kind == results.KindCase && r.Impl == parts[0] && r.PayloadBytes == payload && r.Callers == callers
 		}
 	default:
-		return results.Row{}, fmt.Errorf("%q: want impl/payload/callers, burst/impl, hol/impl or cluster/impl/policy", ref)
+		return results.Row{}, fmt.Errorf("%q: want impl/payload/callers, burst/impl, hol/impl, cluster/impl/policy or cluster/impl/policy/open", ref)
 	}
 	for _, r := range rows {
 		if want(r) {

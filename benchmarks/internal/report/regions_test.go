@@ -175,13 +175,18 @@ func TestBurstTableFailedRow(t *testing.T) {
 func TestClusterRefs(t *testing.T) {
 	rows := regionRows()
 	for _, c := range []struct {
-		policy string
-		killed int
-		p99    float64
-		slower uint64
-		errs   uint64
-	}{{"round_robin", 0, 5400, 13000, 0}, {"p2c", 0, 900, 400, 0}, {"p2c", 1, 1200, 380, 7}} {
-		rows = append(rows, results.Row{Kind: results.KindCluster, Impl: "v5", Policy: c.policy, Killed: c.killed, Servers: 3,
+		policy  string
+		killed  int
+		offered float64
+		p99     float64
+		slower  uint64
+		errs    uint64
+	}{
+		{"round_robin", 0, 0, 5400, 13000, 0}, {"p2c", 0, 0, 900, 400, 0},
+		{"round_robin", 0, 15000, 5300, 10000, 0}, {"p2c", 0, 15000, 700, 100, 0},
+		{"p2c", 1, 0, 1200, 380, 7},
+	} {
+		rows = append(rows, results.Row{Kind: results.KindCluster, Impl: "v5", Policy: c.policy, Killed: c.killed, OfferedQPS: c.offered, Servers: 3,
 			SlowDelayMs: 5, Callers: 64, P99US: c.p99, SlowServed: c.slower, FastP99US: c.p99 / 10, Errors: c.errs, Calls: 40000, Reps: 1})
 	}
 	for _, tt := range []struct{ spec, want string }{
@@ -193,6 +198,9 @@ func TestClusterRefs(t *testing.T) {
 		{"cluster/v5/p2c.fastcalls int", "39,600"},
 		{"cluster/v5/p2c.servers word", "three"},
 		{"cluster/v5/kill.delay %.0f", "5"},
+		{"cluster/v5/round_robin/open.p99 us", "5,300"},
+		{"cluster/v5/p2c/open.p99 us", "700"},
+		{"cluster/v5/p2c/open.offered k", "15.0k"},
 	} {
 		doc := "<!-- bench:" + tt.spec + " -->?<!-- /bench -->"
 		got, err := Rewrite(doc, rows)
@@ -211,8 +219,11 @@ func TestClusterRefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(got, "\n| v5 | "); n != 3 || !strings.Contains(got, "| p2c | 3 | 64 | halfway |") {
-		t.Errorf("the clusters region has %d rows of v5, want 3 with the killed one:\n%s", n, got)
+	if _, err := Rewrite("<!-- bench:cluster/v5/kill/open.p99 -->x<!-- /bench -->", rows); err == nil {
+		t.Error("an open-loop kill, which does not run: no error")
+	}
+	if n := strings.Count(got, "\n| v5 | "); n != 5 || !strings.Contains(got, "| p2c | 3 | 64 | closed loop | halfway |") {
+		t.Errorf("the clusters region has %d rows of v5, want 5 with the killed one:\n%s", n, got)
 	}
 	if _, err := Rewrite("<!-- bench:clusters -->?<!-- /bench -->", regionRows()); err == nil {
 		t.Error("a clusters region with no cluster rows: no error")

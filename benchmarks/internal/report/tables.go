@@ -416,9 +416,13 @@ func clusters(rows []results.Row) []results.Row {
 // balancing policy while one server is slow, all of them and those the
 // fast servers answered, and the calls lost when a server is killed.
 func clusterTable(b *strings.Builder, rows []results.Row) {
-	b.WriteString("| impl | policy | servers | callers | server killed | calls/s | p50 µs | p99 µs | p999 µs | calls the slow server answered | fast servers' calls: p50 µs | p99 µs | failed calls |\n")
-	b.WriteString("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| impl | policy | servers | callers | load | server killed | calls/s | p50 µs | p99 µs | p999 µs | calls the slow server answered | fast servers' calls: p50 µs | p99 µs | failed calls |\n")
+	b.WriteString("| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range clusters(rows) {
+		load := "closed loop"
+		if r.OfferedQPS > 0 {
+			load = fmtCount(r.OfferedQPS) + "/s offered"
+		}
 		killed := "no"
 		if r.Killed > 0 {
 			killed = "halfway"
@@ -427,14 +431,14 @@ func clusterTable(b *strings.Builder, rows []results.Row) {
 			}
 		}
 		if r.Failed && r.Calls == 0 {
-			fmt.Fprintf(b, "| %s | %s | %d | %d | %s | failed: %s | — | — | — | — | — | — | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, killed, r.FailReason, fmtInt(r.Errors))
+			fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | failed: %s | — | — | — | — | — | — | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, load, killed, r.FailReason, fmtInt(r.Errors))
 			continue
 		}
 		share := "—"
 		if r.Calls > 0 {
 			share = fmt.Sprintf("%s (%.1f%%)", fmtInt(r.SlowServed), 100*float64(r.SlowServed)/float64(r.Calls))
 		}
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, killed,
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, load, killed,
 			fmtQPS(r), fmtUS(r.P50US), fmtUS(r.P99US), fmtUS(r.P999US), share, fmtUS(r.FastP50US), fmtUS(r.FastP99US), fmtInt(r.Errors))
 	}
 }
@@ -446,13 +450,24 @@ func clusterIntro(rows []results.Row) string {
 		return ""
 	}
 	r := c[0]
-	return fmt.Sprintf("One client spreads %d closed-loop callers with %s payloads over %d servers, each in its own process; "+
+	open := ""
+	for _, o := range c {
+		if o.OfferedQPS > 0 {
+			open = fmt.Sprintf("In a closed loop each caller makes its next call as soon as its last has ended, so each policy runs at the load it lets the callers make. "+
+				"The rows at %s/s offered are an open loop: %s calls a second start on a fixed schedule, whichever caller is free making each, "+
+				"so both policies carry the same load, and each call's latency counts from when it was due, its wait for a free caller included. ",
+				fmtCount(o.OfferedQPS), fmtCount(o.OfferedQPS))
+			break
+		}
+	}
+	return fmt.Sprintf("One client spreads %d callers with %s payloads over %d servers, each in its own process; "+
 		"the first of them is slow: it holds every call for %s before it answers. "+
 		"Under round_robin every server gets its turn, so about one call in %d waits for the slow one; "+
 		"p2c (power of two choices, the default) picks two servers at random and sends the call to the one with fewer calls in flight, "+
-		"and the slow server, whose calls pile up, is picked less. The first latencies are of every call; "+
+		"and the slow server, whose calls pile up, is picked less. %s"+
+		"The first latencies are of every call; "+
 		"the fast servers' are of the calls the other servers answered (the slow server marks its answers in their response metadata). "+
 		"In the last row one of the fast servers is killed (SIGKILL) halfway through the measured window: "+
 		"the calls that fail are those it had in flight, of which the client cannot know whether they ran; calls never sent to it go to the others.",
-		r.Callers, sizeName(r.PayloadBytes), r.Servers, time.Duration(r.SlowDelayMs*float64(time.Millisecond)), r.Servers)
+		r.Callers, sizeName(r.PayloadBytes), r.Servers, time.Duration(r.SlowDelayMs*float64(time.Millisecond)), r.Servers, open)
 }

@@ -59,9 +59,11 @@ type Flags struct {
 	HOLConns   int    `json:"hol_conns,omitempty"`
 
 	// ClusterCallers and ClusterDelay are the cluster scenario's callers
-	// and its slow server's delay.
+	// and its slow server's delay; ClusterRate is the calls a second its
+	// open-loop rows offer.
 	ClusterCallers int    `json:"cluster_callers,omitempty"`
 	ClusterDelay   string `json:"cluster_delay,omitempty"`
+	ClusterRate    int    `json:"cluster_rate,omitempty"`
 }
 
 // Row is the result of one case (with -reps, of all its repetitions) or of
@@ -129,12 +131,16 @@ type Row struct {
 	// were killed halfway through the window. SlowServed counts the calls
 	// the slow server answered, and FastP50US and FastP99US are the
 	// latencies of the others, those the fast servers answered.
+	// OfferedQPS is set for an open-loop row: the calls a second started
+	// on a fixed schedule, whatever became of the calls before them; its
+	// latencies count from each call's scheduled start.
 	Policy     string  `json:"policy,omitempty"`
 	Servers    int     `json:"servers,omitempty"`
 	Killed     int     `json:"killed,omitempty"`
 	SlowServed uint64  `json:"slow_served,omitempty"`
 	FastP50US  float64 `json:"fast_p50_us,omitempty"`
 	FastP99US  float64 `json:"fast_p99_us,omitempty"`
+	OfferedQPS float64 `json:"offered_qps,omitempty"`
 
 	Failed     bool   `json:"failed,omitempty"`
 	FailReason string `json:"fail_reason,omitempty"`

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"sync"
@@ -16,9 +17,13 @@ import (
 // ClusterCase is the cluster scenario for one balancing policy: Servers
 // servers of Impl, each in its own process, the first of them slow (it
 // holds every call for SlowDelay), and one client that spreads Callers
-// closed-loop callers over all of them by Policy. With Kill, another of
-// the servers is killed (SIGKILL) halfway through the measured window,
-// and the row's errors are the calls that this cost.
+// callers over all of them by Policy. The callers make their calls in a
+// closed loop, each as soon as its last has ended, or, with Rate, in an
+// open loop: Rate calls a second start on a fixed schedule, each taken
+// by a caller that is free, so that every policy is measured at the same
+// load. With Kill, another of the servers is killed (SIGKILL) halfway
+// through the measured window, and the row's errors are the calls that
+// this cost.
 type ClusterCase struct {
 	Impl      string
 	Policy    string
@@ -27,10 +32,14 @@ type ClusterCase struct {
 	Callers   int
 	Payload   int
 	Kill      bool
+	Rate      int
 }
 
 func (c ClusterCase) String() string {
 	s := fmt.Sprintf("cluster %s policy=%s servers=%d slow=%v callers=%d", c.Impl, c.Policy, c.Servers, c.SlowDelay, c.Callers)
+	if c.Rate > 0 {
+		s += fmt.Sprintf(" rate=%d/s", c.Rate)
+	}
 	if c.Kill {
 		s += " kill"
 	}
@@ -40,11 +49,15 @@ func (c ClusterCase) String() string {
 // RunCluster runs one case of the cluster scenario. Its row's latencies,
 // QPS and errors are of every call; SlowServed counts the calls the slow
 // server answered (by the mark in their response metadata), and FastP50US
-// and FastP99US are the latencies of the other calls. Server CPU is not
-// measured: the work is spread over several processes.
+// and FastP99US are the latencies of the other calls. An open-loop row's
+// latencies count from each call's scheduled start, so that the time a
+// call waited for a free caller counts too, and its errors include the
+// calls that could not start at all. Server CPU is not measured: the work
+// is spread over several processes.
 func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 	row := results.Row{Kind: results.KindCluster, Impl: c.Impl, Callers: c.Callers, PayloadBytes: c.Payload, Reps: 1,
-		Policy: c.Policy, Servers: c.Servers, SlowDelayMs: float64(c.SlowDelay) / float64(time.Millisecond)}
+		Policy: c.Policy, Servers: c.Servers, SlowDelayMs: float64(c.SlowDelay) / float64(time.Millisecond),
+		OfferedQPS: float64(c.Rate)}
 	if c.Kill {
 		row.Killed = 1
 	}
@@ -58,6 +71,8 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		return fail(row, "%d servers: want 2 at least, 3 with a kill", c.Servers)
 	case c.Callers < 1:
 		return fail(row, "callers must be at least 1")
+	case c.Rate < 0:
+		return fail(row, "a negative rate")
 	case cfg.Server.Path == "":
 		return fail(row, "no bench server command configured")
 	}
@@ -104,7 +119,15 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		res   = make([]callerResult, c.Callers)
 		fast  = make([]*hist.Histogram, c.Callers)
 		slow  = make([]uint64, c.Callers)
+		// The open loop's schedule: each call's start, for the first
+		// caller free to make it; missed counts the calls of the window
+		// that found no caller free, with tickets full.
+		tickets chan time.Time
+		missed  atomic.Uint64
 	)
+	if c.Rate > 0 {
+		tickets = make(chan time.Time, openLoopBacklog)
+	}
 	for i, h := range callers {
 		mc, ok := h.(impls.MarkedCaller)
 		if !ok {
@@ -116,9 +139,8 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		}
 		fast[i] = hist.New()
 		// The caller's own goroutine runs call, and alone writes fast[i]
-		// and slow[i].
-		call := func(ctx context.Context, p []byte) error {
-			start := time.Now()
+		// and slow[i]; start is when the call was due.
+		call := func(ctx context.Context, p []byte, start time.Time) error {
 			fromSlow, err := mc.CallMarked(ctx, p)
 			if err == nil && phase.Load() == phaseMeasure {
 				if fromSlow {
@@ -132,7 +154,19 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[i] = closedLoop(ctx, call, c.Payload, cfg.callTimeout(), &phase)
+			if tickets != nil {
+				res[i] = openLoop(ctx, tickets, call, c.Payload, cfg.callTimeout(), &phase)
+				return
+			}
+			now := func(ctx context.Context, p []byte) error { return call(ctx, p, time.Now()) }
+			res[i] = closedLoop(ctx, now, c.Payload, cfg.callTimeout(), &phase)
+		}()
+	}
+	if tickets != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pace(ctx, c.Rate, tickets, &phase, &missed)
 		}()
 	}
 
@@ -184,6 +218,10 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		row.Errors += r.nerr
 		errs.merge(r.errors)
 	}
+	if n := missed.Load(); n > 0 {
+		row.Errors += n
+		errs[fmt.Sprintf("open loop: no caller free, and %d calls waiting already: not started", openLoopBacklog)] += n
+	}
 	row.FastP50US = us(fastCalls.Quantile(0.50))
 	row.FastP99US = us(fastCalls.Quantile(0.99))
 	row.ErrorSamples = errs.samples(errorSamples)
@@ -202,4 +240,60 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		return fail(row, "stopping: %v", stopErr)
 	}
 	return row
+}
+
+// openLoopBacklog bounds the open loop's calls that are due and wait for a
+// free caller; a call due beyond it is not started, and counts as failed.
+const openLoopBacklog = 4096
+
+// pace sends the open loop's schedule: rate starts a second, evenly
+// spaced, each the time the call is due. A sleep that overshoots is made
+// up at once, with the calls it let fall due. It stops, and closes
+// tickets, when the phase is done.
+func pace(ctx context.Context, rate int, tickets chan<- time.Time, phase *atomic.Int32, missed *atomic.Uint64) {
+	defer close(tickets)
+	interval := time.Second / time.Duration(rate)
+	next := time.Now()
+	for phase.Load() != phaseDone && ctx.Err() == nil {
+		now := time.Now()
+		for !next.After(now) {
+			select {
+			case tickets <- next:
+			default:
+				if phase.Load() == phaseMeasure {
+					missed.Add(1)
+				}
+			}
+			next = next.Add(interval)
+		}
+		time.Sleep(next.Sub(now))
+	}
+}
+
+// openLoop is one caller of the open loop: it makes the calls of the
+// schedule that it takes, each timed from when it was due, until the
+// schedule ends. A call due when the phase is done is not made.
+func openLoop(ctx context.Context, tickets <-chan time.Time, call func(context.Context, []byte, time.Time) error, payloadLen int, timeout time.Duration, phase *atomic.Int32) callerResult {
+	r := callerResult{h: hist.New(), errors: errorCounts{}}
+	payload := make([]byte, payloadLen)
+	rand.Read(payload)
+	var dl deadlines
+	defer dl.stop()
+	for due := range tickets {
+		if phase.Load() == phaseDone || ctx.Err() != nil {
+			continue // drained, not made
+		}
+		err := call(dl.get(ctx, time.Now(), timeout), payload, due)
+		elapsed := time.Since(due)
+		if phase.Load() == phaseMeasure {
+			if err == nil {
+				r.h.Record(elapsed)
+				r.ok++
+			} else {
+				r.nerr++
+				r.errors.add(err)
+			}
+		}
+	}
+	return r
 }

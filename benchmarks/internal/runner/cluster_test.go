@@ -19,13 +19,15 @@ func TestRunCluster(t *testing.T) {
 		{Impl: "v5", Policy: "round_robin", Servers: 3, SlowDelay: slow, Callers: 6, Payload: 64},
 		{Impl: "v5", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 6, Payload: 64},
 		{Impl: "v5", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 6, Payload: 64, Kill: true},
+		{Impl: "v5", Policy: "round_robin", Servers: 3, SlowDelay: slow, Callers: 16, Payload: 64, Rate: 500},
+		{Impl: "v5", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 16, Payload: 64, Rate: 500},
 	} {
 		t.Run(c.String(), func(t *testing.T) {
 			r := RunCluster(context.Background(), cfg, c)
 			if r.Failed {
 				t.Fatalf("failed: %s", r.FailReason)
 			}
-			if r.Kind != results.KindCluster || r.Policy != c.Policy || r.Servers != 3 || r.SlowDelayMs != 20 || r.Callers != 6 {
+			if r.Kind != results.KindCluster || r.Policy != c.Policy || r.Servers != 3 || r.SlowDelayMs != 20 || r.Callers != c.Callers {
 				t.Errorf("row names the wrong case: %+v", r)
 			}
 			if c.Kill != (r.Killed == 1) {
@@ -33,6 +35,15 @@ func TestRunCluster(t *testing.T) {
 			}
 			if r.Calls == 0 || r.QPS <= 0 || !(0 < r.P50US && r.P50US <= r.P99US) {
 				t.Errorf("calls %d, QPS %v, p50 %v, p99 %v", r.Calls, r.QPS, r.P50US, r.P99US)
+			}
+			if c.Rate > 0 {
+				// The open loop makes the calls it offers, no more: the
+				// callers have room for them.
+				if r.OfferedQPS != float64(c.Rate) || r.QPS < 0.8*float64(c.Rate) || r.QPS > 1.2*float64(c.Rate) {
+					t.Errorf("offered %v calls a second, made %.0f; want %d, and about as many made", r.OfferedQPS, r.QPS, c.Rate)
+				}
+			} else if r.OfferedQPS != 0 {
+				t.Errorf("a closed loop's row offers %v calls a second", r.OfferedQPS)
 			}
 			if !c.Kill && r.Errors != 0 {
 				t.Errorf("%d errors without a kill: %v", r.Errors, r.ErrorSamples)
@@ -52,6 +63,18 @@ func TestRunCluster(t *testing.T) {
 				r.Calls, r.SlowServed, r.Errors, r.ErrorSamples, r.P50US, r.P99US, r.FastP50US, r.FastP99US)
 		})
 	}
+	// One caller cannot keep up with 500 calls a second when every third
+	// waits 20 ms: the calls due queue for it, and an open loop's latency
+	// counts that wait, where timing from the call's own start would show
+	// no more than the delay.
+	over := RunCluster(context.Background(), cfg, ClusterCase{Impl: "v5", Policy: "round_robin", Servers: 3, SlowDelay: slow, Callers: 1, Payload: 64, Rate: 500})
+	if over.Failed {
+		t.Fatalf("overloaded open loop failed: %s", over.FailReason)
+	}
+	if over.P99US < 5*float64(slow.Microseconds()) || over.QPS > 400 {
+		t.Errorf("one caller offered 500 calls a second made %.0f, p99 %.0f µs; want fewer made, and a p99 of the queue, many times the %v delay", over.QPS, over.P99US, slow)
+	}
+	t.Logf("overloaded open loop: %.0f calls a second made, p99 %.0f µs, %d errors %v", over.QPS, over.P99US, over.Errors, over.ErrorSamples)
 	if r := RunCluster(context.Background(), cfg, ClusterCase{Impl: "v4", Policy: "p2c", Servers: 3, SlowDelay: slow, Callers: 1}); !r.Failed {
 		t.Error("a cluster of v4, which has no client of many servers, did not fail")
 	}
