@@ -126,7 +126,7 @@ func Page(rows []results.Row, chart, source string) string {
 		"make bench-quick   # 64 B, callers 1 and 64, half a second each: a smoke test of the harness\n" +
 		"make profile STAGE=v4   # one stage's CPU profiles (see Profiles below)\n```\n\n")
 	w("`benchall` takes `-impls`, `-callers`, `-payload`, `-duration`, `-warmup`, `-reps`, `-pin`, `-burst`, `-scenario` " +
-		"(`matrix`, `burst`, `hol`, `cluster`), `-hol-callers`, `-hol-slow`, `-hol-delay`, `-cluster-callers`, `-cluster-delay` and `-out`; " +
+		"(`matrix`, `burst`, `hol`, `cluster`), `-hol-callers`, `-hol-slow`, `-hol-delay`, `-hol-conns`, `-cluster-callers`, `-cluster-delay`, `-cluster-rate` and `-out`; " +
 		"`make bench-docs` (`go run ./cmd/benchdoc` in `benchmarks/`) writes `results.md`, the chart, this page and the benchmark numbers " +
 		"of README.md and the chapters again from a `results.json`, without running anything. Those numbers sit in marked regions " +
 		"(see `benchmarks/internal/report/regions.go`), and a test fails when one is not what `results.json` says.\n\n")
