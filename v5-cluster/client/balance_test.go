@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -447,4 +449,74 @@ func TestDrainingRefusalGoesElsewhere(t *testing.T) {
 		draining.request(t)
 		draining.noMoreRequests(t)
 	})
+}
+
+// flakyResolver fails its first fails Resolves, as a resolver whose
+// registry is out of reach does, and then gives addrs.
+type flakyResolver struct {
+	fails int32
+	err   error
+	addrs []string
+	calls atomic.Int32
+}
+
+func (r *flakyResolver) Resolve(_ string, update func([]string)) (io.Closer, error) {
+	if r.calls.Add(1) <= r.fails {
+		return nil, r.err
+	}
+	update(slices.Clone(r.addrs))
+	return io.NopCloser(nil), nil
+}
+
+// TestUnresolvedTargetRetried: a target whose resolver fails at New (etcd
+// out of reach) is tried again in the background; calls fail with code 14
+// until it resolves, and then go to its servers.
+func TestUnresolvedTargetRetried(t *testing.T) {
+	srvs, live := startServers(t, 1)
+	r := &flakyResolver{fails: 1, err: errors.New("registry out of reach"), addrs: live}
+	c := newTestClient(t, "test:///svc", WithResolver(r))
+	_, err := callGate(context.Background(), c, "Count")
+	if s := wantCode(t, err, codes.Unavailable); !strings.Contains(s.Message(), "not resolved yet") || !strings.Contains(s.Message(), "registry out of reach") {
+		t.Fatalf("a call before the target resolved: %v", err)
+	}
+	waitFor(t, "a call to succeed once the target resolves", func() bool {
+		_, err := callGate(context.Background(), c, "Count")
+		return err == nil
+	})
+	if n := r.calls.Load(); n != 2 {
+		t.Fatalf("Resolve called %d times, want twice: the failure and the success", n)
+	}
+	if n := counts(srvs)[0]; n != 1 {
+		t.Fatalf("the server ran %d calls, want the one that succeeded", n)
+	}
+}
+
+// TestUnresolvedTargetStopsAtClose: Close stops the tries of a target that
+// never resolves, and leaves no goroutine behind.
+func TestUnresolvedTargetStopsAtClose(t *testing.T) {
+	r := &flakyResolver{fails: math.MaxInt32, err: errors.New("registry out of reach")}
+	c := New("test:///svc", WithResolver(r), WithLogger(quietLogger()))
+	start := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	waitNoClientGoroutines(t)
+	if n := r.calls.Load(); n != 1 {
+		t.Fatalf("Resolve called %d times, want once", n)
+	}
+}
+
+// TestBadNameNotRetried: a name the resolver rejects fails every call with
+// InvalidArgument, and is not tried again.
+func TestBadNameNotRetried(t *testing.T) {
+	r := &flakyResolver{fails: math.MaxInt32, err: fmt.Errorf("%w: service %q", resolver.ErrBadName, "a/b")}
+	c := newTestClient(t, "test:///a/b", WithResolver(r))
+	_, err := callGate(context.Background(), c, "Count")
+	wantCode(t, err, codes.InvalidArgument)
+	if c.stopResolving != nil {
+		t.Fatal("a rejected name is being tried again")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -64,6 +65,17 @@ type Client struct {
 	// setupErr, if set, is why the client cannot call at all: every call
 	// fails with it.
 	setupErr error
+
+	// unresolved, while set, is why a scheme:///name target has no
+	// servers yet: its resolver failed, and resolveAgain tries it again
+	// until it answers or Close stops it (stopResolving); every call fails
+	// with it meanwhile. resolveMu protects resolving while resolveAgain
+	// runs; resolverDone is closed when it has returned.
+	unresolved    atomic.Pointer[error]
+	resolveMu     sync.Mutex
+	stopResolving chan struct{}
+	stopOnce      sync.Once
+	resolverDone  chan struct{}
 }
 
 var (
@@ -78,8 +90,10 @@ var (
 // policy (WithBalancer). New does not connect: the first call to a server
 // dials, and later calls share the connection. A scheme:///name target
 // without a resolver, or a bad option, makes every call fail with
-// InvalidArgument; one that the resolver could not resolve (etcd
-// unreachable, say), with Unavailable.
+// InvalidArgument, as does a name the resolver rejects. One that the
+// resolver could not resolve (etcd unreachable, say) is tried again in the
+// background, a second later, then at doubling intervals up to 30 s, until
+// it resolves; calls fail with Unavailable until then.
 func New(target string, opts ...Option) *Client {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -120,15 +134,62 @@ func (c *Client) resolve(target string) {
 	}
 	closer, err := c.opts.resolver.Resolve(name, c.lb.Update)
 	if err != nil {
-		c.setupErr = fmt.Errorf("rpc: target %q: %w", target, err)
-		if !errors.Is(err, resolver.ErrNoAddrs) {
-			// Not the target's fault: the resolver could not reach what
-			// it asks (etcd away, say).
-			c.setupErr = status.Errorf(codes.Unavailable, "%w", c.setupErr)
+		if errors.Is(err, resolver.ErrNoAddrs) || errors.Is(err, resolver.ErrBadName) {
+			c.setupErr = fmt.Errorf("rpc: target %q: %w", target, err)
+			return
 		}
+		// Not the target's fault: the resolver could not reach what it
+		// asks (etcd away, say). It may answer later.
+		c.setUnresolved(target, err)
+		c.log.Warn("rpc: target not resolved; trying again", "target", target, "in", resolveRetryBase, "err", err)
+		c.stopResolving = make(chan struct{})
+		c.resolverDone = make(chan struct{})
+		go c.resolveAgain(target, name)
 		return
 	}
 	c.resolving = closer
+}
+
+// setUnresolved records why target has no servers yet.
+func (c *Client) setUnresolved(target string, err error) {
+	e := error(status.Errorf(codes.Unavailable, "rpc: target %q not resolved yet, trying again: %v", target, err))
+	c.unresolved.Store(&e)
+}
+
+// resolveRetryBase and resolveRetryMax bound the waits between two tries
+// of a target that did not resolve: the first, doubled after each failure.
+const (
+	resolveRetryBase = time.Second
+	resolveRetryMax  = 30 * time.Second
+)
+
+// resolveAgain tries to resolve name until the resolver answers, or Close.
+func (c *Client) resolveAgain(target, name string) {
+	defer close(c.resolverDone)
+	wait := resolveRetryBase
+	for {
+		// Spread by up to a fifth either way, so that clients that
+		// started together do not all ask together.
+		t := time.NewTimer(time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())))
+		select {
+		case <-c.stopResolving:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		closer, err := c.opts.resolver.Resolve(name, c.lb.Update)
+		if err == nil {
+			c.resolveMu.Lock()
+			c.resolving = closer
+			c.resolveMu.Unlock()
+			c.unresolved.Store(nil)
+			c.log.Info("rpc: target resolved", "target", target)
+			return
+		}
+		c.setUnresolved(target, err)
+		wait = min(2*wait, resolveRetryMax)
+		c.log.Warn("rpc: target not resolved; trying again", "target", target, "in", wait, "err", err)
+	}
 }
 
 // Close makes later calls fail with ErrClientClosed, ends the calls waiting
@@ -138,8 +199,17 @@ func (c *Client) Close() error {
 	c.closeMu.Lock()
 	c.closed.Store(true)
 	c.closeMu.Unlock()
-	if c.resolving != nil {
-		c.resolving.Close()
+	if c.stopResolving != nil {
+		// A resolution under way is waited for: at most the resolver's
+		// own timeout.
+		c.stopOnce.Do(func() { close(c.stopResolving) })
+		<-c.resolverDone
+	}
+	c.resolveMu.Lock()
+	resolving := c.resolving
+	c.resolveMu.Unlock()
+	if resolving != nil {
+		resolving.Close()
 	}
 	for _, run := range c.retries.Close() {
 		run() // sees the client closed, and ends its call
@@ -226,6 +296,9 @@ func (c *Client) start(ctx context.Context, method string, req, reply proto.Mess
 			return async.Failed(status.Errorf(codes.InvalidArgument, "%w", c.setupErr))
 		}
 		return async.Failed(c.setupErr)
+	}
+	if err := c.unresolved.Load(); err != nil {
+		return async.Failed(*err)
 	}
 	service, name, ok := rpc.SplitMethod(method)
 	if !ok {

@@ -13,5 +13,6 @@
 // caller on every change. If etcd cannot be reached it keeps the
 // addresses it has, says so once in its log, and catches up when etcd is
 // back; if etcd compacted away the changes it missed, it reads the whole
-// set again.
+// set again. A Resolve that cannot reach etcd at all fails; the client
+// tries it again in the background until it does.
 package registry

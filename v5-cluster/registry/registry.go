@@ -12,6 +12,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"myrpc/v5-cluster/resolver"
 )
 
 // Prefix is the etcd key prefix under which every service's servers are
@@ -27,7 +29,7 @@ func servicePrefix(service string) string { return Prefix + service + "/" }
 
 // ErrBadName is returned for an empty service name or address, or a
 // service name with a '/'.
-var ErrBadName = errors.New("registry: bad service name or address")
+var ErrBadName = fmt.Errorf("registry: %w", resolver.ErrBadName)
 
 func checkService(service string) error {
 	if service == "" || strings.Contains(service, "/") {

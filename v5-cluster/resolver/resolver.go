@@ -16,8 +16,15 @@ type Resolver interface {
 	// whole current set of addresses: first as soon as it is known, then
 	// after each change, never from two goroutines at once. Closing the
 	// returned Closer stops the updates; none runs after Close returns.
+	// An error that wraps ErrNoAddrs or ErrBadName says the service
+	// cannot be resolved as it is named; any other (the registry out of
+	// reach, say) may pass, and the client tries again.
 	Resolve(service string, update func(addrs []string)) (io.Closer, error)
 }
+
+// ErrBadName is wrapped by the error of a Resolve given a name the
+// resolver cannot take.
+var ErrBadName = errors.New("bad service name or address")
 
 // Static returns a Resolver that gives every service the same fixed
 // addresses, once.
