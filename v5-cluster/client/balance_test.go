@@ -410,26 +410,39 @@ func TestResendAvoidsTheServer(t *testing.T) {
 }
 
 // TestDrainingRefusalGoesElsewhere: a server that drains answers the
-// requests it will not run with code 14 and the connection: close mark.
-// Such a request goes to another server at once, whatever the retry
-// policy, as one the server never read does; with no other server, the
-// caller gets the refusal, and the draining server is not asked again.
+// requests it will not run with code 14, the connection: close mark and the
+// not-run mark. Such a request goes to another server at once, whatever
+// the retry policy, as one the server never read does; with no other
+// server, the caller gets the refusal, and the draining server is not
+// asked again. A code 14 without the not-run mark (a handler's own, here
+// from a V1 server, which marks every response connection: close) is the
+// retry policy's to judge, and with none the call ends with it.
 func TestDrainingRefusalGoesElsewhere(t *testing.T) {
-	refuse := func(w io.Writer, r received) bool {
-		w.Write(respFrame(r.seq, &meta.ResponseMeta{
-			Code:     uint32(codes.Unavailable),
-			Message:  "rpc: server is shutting down; the request was not run",
-			Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose},
-		}, nil))
-		return false // and close, as the draining server does
+	refusal := func(notRun bool) func(w io.Writer, r received) bool {
+		md := map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}
+		if notRun {
+			md[rpc.NotRunKey] = rpc.NotRunValue
+		}
+		return func(w io.Writer, r received) bool {
+			w.Write(respFrame(r.seq, &meta.ResponseMeta{
+				Code:     uint32(codes.Unavailable),
+				Message:  "rpc: server is shutting down; the request was not run",
+				Metadata: md,
+			}, nil))
+			return false // and close, as the draining server does
+		}
 	}
 	t.Run("another server", func(t *testing.T) {
-		draining := newFakeServer(t, refuse)
+		draining := newFakeServer(t, refusal(true))
 		srvs, live := startServers(t, 1)
 		c := newTestClient(t, "test:///svc", WithResolver(resolver.Static(draining.addr, live[0])), WithBalancer(balancer.RoundRobin))
 		for i := range 10 {
-			if _, err := callGate(context.Background(), c, "Count"); err != nil {
+			var md rpc.Metadata
+			if _, err := callGate(context.Background(), c, "Count", rpc.Trailer(&md)); err != nil {
 				t.Fatalf("call %d: %v", i, err)
+			}
+			if len(md) != 0 {
+				t.Fatalf("call %d: trailer %v, want none: the marks are the client's", i, md)
 			}
 		}
 		if n := draining.accepted.Load(); n == 0 {
@@ -440,7 +453,7 @@ func TestDrainingRefusalGoesElsewhere(t *testing.T) {
 		}
 	})
 	t.Run("no other server", func(t *testing.T) {
-		draining := newFakeServer(t, refuse)
+		draining := newFakeServer(t, refusal(true))
 		c := newTestClient(t, "test:///svc", WithResolver(resolver.Static(draining.addr)))
 		_, err := callGate(context.Background(), c, "Count")
 		if s := wantCode(t, err, codes.Unavailable); !strings.Contains(s.Message(), "shutting down") {
@@ -448,6 +461,16 @@ func TestDrainingRefusalGoesElsewhere(t *testing.T) {
 		}
 		draining.request(t)
 		draining.noMoreRequests(t)
+	})
+	t.Run("code 14 without the not-run mark", func(t *testing.T) {
+		first := newFakeServer(t, refusal(false))
+		second := newFakeServer(t, refusal(false))
+		c := newTestClient(t, "test:///svc", WithResolver(resolver.Static(first.addr, second.addr)))
+		_, err := callGate(context.Background(), c, "Count")
+		wantCode(t, err, codes.Unavailable)
+		if n := first.accepted.Load() + second.accepted.Load(); n != 1 {
+			t.Fatalf("the request went to the servers %d times, want once", n)
+		}
 	})
 }
 

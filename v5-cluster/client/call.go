@@ -285,10 +285,10 @@ func (cl *call) response(att *attempt, ep *balancer.Endpoint, conn *mux.Conn, f 
 	}
 	if rsp.Code != uint32(codes.OK) {
 		err := status.New(codes.Code(rsp.Code), rsp.Message)
-		if rsp.Code == uint32(codes.Unavailable) && rpc.Closing(rsp.Metadata) && cl.sendElsewhere(ep, err, true) {
-			// A draining server refused the request, unrun, and closes
-			// the connection: like a request it never read, it goes to
-			// another server at once, whatever the retry policy.
+		if rpc.NotRun(rsp.Metadata) && cl.sendElsewhere(ep, err, true) {
+			// A draining server refused the request, unrun: like a
+			// request it never read, it goes to another server at once,
+			// whatever the retry policy.
 			return
 		}
 		cl.failed(att, err, true, true)
@@ -402,14 +402,16 @@ func (cl *call) end(err error) {
 }
 
 // trailerOf returns a response's metadata as its caller sees it: without
-// the connection: close mark, which is the connection's business (it
-// tells the client to send nothing more on it), not the caller's; nil if
-// nothing else is left.
+// the connection: close and not-run marks, which are the client's
+// business (send nothing more on that connection; send the request
+// elsewhere), not the caller's; nil if nothing else is left.
 func trailerOf(md map[string]string) rpc.Metadata {
-	if _, marked := md[rpc.ConnectionKey]; marked {
-		rest := make(map[string]string, len(md)-1)
+	_, closing := md[rpc.ConnectionKey]
+	_, notRun := md[rpc.NotRunKey]
+	if closing || notRun {
+		rest := make(map[string]string, len(md))
 		for k, v := range md {
-			if k != rpc.ConnectionKey {
+			if k != rpc.ConnectionKey && k != rpc.NotRunKey {
 				rest[k] = v
 			}
 		}

@@ -23,7 +23,7 @@
 // connections fail is ejected for a while. A request no server ran goes
 // to another server at once, whatever the retry policy: one whose dial
 // failed, one a server closed the connection without reading, one a
-// draining server refused with code 14 and the connection: close mark.
+// draining server refused with the not-run mark (rpc.NotRunKey).
 //
 // Interceptors (WithInterceptors) run around every call, as grpc-go's
 // unary client interceptors do, and the rpc.Trailer call option receives

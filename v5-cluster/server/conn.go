@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/meta"
 	"myrpc/v5-cluster/codec"
 )
@@ -269,7 +268,7 @@ const peerCheck = 100 * time.Millisecond
 // refuse answers a request that will not run because the server is
 // stopping: code 14, which tells the client it is safe to retry.
 func (c *conn) refuse(seq uint32) {
-	c.writeResponse(seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
+	c.writeResponse(seq, drainMeta(), nil)
 }
 
 // readRequest waits up to the idle timeout for a request's first byte, then

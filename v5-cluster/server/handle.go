@@ -129,6 +129,15 @@ func closeMeta(code codes.Code, msg string) *meta.ResponseMeta {
 		Metadata: map[string]string{rpc.ConnectionKey: rpc.ConnectionClose}}
 }
 
+// drainMeta refuses a request that arrives while the server shuts down:
+// code 14, the connection: close mark, and the not-run mark, which lets
+// the client send it to another server at once.
+func drainMeta() *meta.ResponseMeta {
+	rm := closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run")
+	rm.Metadata[rpc.NotRunKey] = rpc.NotRunValue
+	return rm
+}
+
 // refusalCode is the status code that answers a header that Check
 // refused: 8 for a frame over the limits, 12 for a protocol version this
 // server does not speak, 3 for a wrong frame type.

@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"myrpc/shared/proto/codes"
 	"myrpc/shared/proto/meta"
 	"myrpc/v5-cluster/codec"
 	"myrpc/v5-cluster/poller"
@@ -112,7 +111,7 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 		consumed += n
 		s.framesIn.Add(1)
 		if s.shuttingDown() {
-			c.respond(f.Seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
+			c.respond(f.Seq, drainMeta(), nil)
 			return consumed, 0, errStop
 		}
 		// The frame points into the engine's buffer, which the next read
@@ -137,7 +136,7 @@ func (r *reactor) OnRead(pc *poller.Conn, in []byte) (consumed, need int, err er
 		}); err != nil {
 			// The pool is released only when the server stops.
 			s.releaseWorker()
-			c.respond(seq, closeMeta(codes.Unavailable, "rpc: server is shutting down; the request was not run"), nil)
+			c.respond(seq, drainMeta(), nil)
 			pc.Done(n)
 			return consumed, 0, errStop
 		}

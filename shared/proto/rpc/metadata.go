@@ -51,3 +51,20 @@ const (
 func Closing(md map[string]string) bool {
 	return md[ConnectionKey] == ConnectionClose
 }
+
+// NotRunKey and NotRunValue mark the answer to a request that the server
+// did not run, and would not have run whoever sent it: a V5 server marks
+// the requests it refuses while it drains. A client may send such a
+// request to another server at once, whatever its retry policy. Code 14
+// alone does not say as much: a V1 server marks every response
+// connection: close, and a handler may answer 14 itself.
+const (
+	NotRunKey   = "not-run"
+	NotRunValue = "true"
+)
+
+// NotRun reports whether a response's metadata says that the server did
+// not run the request.
+func NotRun(md map[string]string) bool {
+	return md[NotRunKey] == NotRunValue
+}

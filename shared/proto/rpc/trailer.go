@@ -15,9 +15,9 @@ var (
 	// ErrTrailerSent: the handler has returned, and its response has been
 	// made without this metadata.
 	ErrTrailerSent = errors.New("rpc: SetTrailer: the response has already been made")
-	// ErrReservedKey: the metadata holds ConnectionKey, which is the
-	// server's own (the connection: close mark).
-	ErrReservedKey = errors.New(`rpc: SetTrailer: the key "` + ConnectionKey + `" is reserved for the server`)
+	// ErrReservedKey: the metadata holds ConnectionKey or NotRunKey, which
+	// are the server's own (the connection: close and not-run marks).
+	ErrReservedKey = errors.New(`rpc: SetTrailer: the keys "` + ConnectionKey + `" and "` + NotRunKey + `" are reserved for the server`)
 )
 
 // ServerTrailer gathers the metadata a call's handler, and the interceptors
@@ -53,8 +53,9 @@ func (t *ServerTrailer) Take() Metadata {
 // belongs to, as grpc-go's SetTrailer does; a key set twice keeps its last
 // value. A unary response carries one metadata map, sent with the response
 // once the handler has returned, whether it succeeded or not; the caller
-// reads it with the Trailer call option. The key "connection"
-// (ConnectionKey) is the server's, and md may not hold it. It fails if
+// reads it with the Trailer call option. The keys "connection"
+// (ConnectionKey) and "not-run" (NotRunKey) are the server's, and md may
+// not hold them. It fails if
 // the server does not send response metadata (stages V1 to V4 do not),
 // and once the handler has returned.
 func SetTrailer(ctx context.Context, md Metadata) error {
@@ -63,6 +64,9 @@ func SetTrailer(ctx context.Context, md Metadata) error {
 		return ErrNoTrailer
 	}
 	if _, ok := md[ConnectionKey]; ok {
+		return ErrReservedKey
+	}
+	if _, ok := md[NotRunKey]; ok {
 		return ErrReservedKey
 	}
 	t.mu.Lock()

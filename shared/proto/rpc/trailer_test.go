@@ -27,6 +27,9 @@ func TestSetTrailer(t *testing.T) {
 	if err := rpc.SetTrailer(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := rpc.SetTrailer(ctx, rpc.Metadata{"d": "3", rpc.NotRunKey: rpc.NotRunValue}); !errors.Is(err, rpc.ErrReservedKey) {
+		t.Errorf("SetTrailer with the not-run key: %v, want ErrReservedKey", err)
+	}
 	if err := rpc.SetTrailer(ctx, rpc.Metadata{"d": "3", rpc.ConnectionKey: rpc.ConnectionClose}); !errors.Is(err, rpc.ErrReservedKey) {
 		t.Errorf("SetTrailer with the connection key: %v, want ErrReservedKey", err)
 	}
