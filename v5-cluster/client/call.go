@@ -240,11 +240,14 @@ func (cl *call) response(att *attempt, ep *balancer.Endpoint, conn *mux.Conn, f 
 	switch {
 	case err == nil:
 		ep.OK()
-	case !errors.Is(err, mux.ErrNotRead) && status.Code(err) == codes.Unavailable:
+	case !errors.Is(err, mux.ErrNotRead) && !errors.Is(err, mux.ErrNotSent) && status.Code(err) == codes.Unavailable:
 		// The connection failed. (A server that closes a connection
-		// after marking it has not failed: it is draining. A response
-		// over the limit, or a frame that does not decode, breaks the
-		// connection too, but says nothing of the server's health.)
+		// after marking it has not failed: it is draining. A request
+		// never sent says nothing either: its connection broke for a
+		// reason the calls written on it report, a mark or a failure. A
+		// response over the limit, or a frame that does not decode,
+		// breaks the connection too, but says nothing of the server's
+		// health.)
 		ep.Failed()
 	}
 	cl.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"myrpc/shared/proto/codes"
+	"myrpc/shared/proto/echo"
 	"myrpc/shared/proto/helloworld"
 	"myrpc/shared/proto/meta"
 	"myrpc/shared/proto/rpc"
@@ -239,5 +240,40 @@ func TestResendCutShortByClose(t *testing.T) {
 	}
 	if !errors.Is(err, mux.ErrNotRead) {
 		t.Fatalf("the call ended with %v, want the error that sent it back (mux.ErrNotRead)", err)
+	}
+}
+
+// TestNotSentDoesNotEject: a request that never left a connection that
+// broke (ErrNotSent) goes to a server again, and says nothing of the
+// server's health: the calls written on the connection report its break
+// (and a marked close, ErrNotRead, is no failure). Counted as a failure,
+// it would eject a server that closed a connection after marking it.
+func TestNotSentDoesNotEject(t *testing.T) {
+	s := startServer(t)
+	c := newTestClient(t, s.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ep, err := c.lb.Pick(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := c.encodeRequest(ctx, gateService, "Count", &echo.EchoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.calls.Add(1) // as Invoke does; the call's end is Done
+	cl := newCall(c, ctx, cancel, "/"+gateService+"/Count", frame, new(echo.EchoReply), c.callOptions(nil))
+	att := &attempt{n: 1}
+	cl.mu.Lock()
+	cl.attempts, cl.cur = 1, att
+	cl.mu.Unlock()
+	cl.response(att, ep, nil, codec.Frame{}, status.Errorf(codes.Unavailable, "rpc: %w", mux.ErrNotSent))
+	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := cl.future.Get(wait); err != nil {
+		t.Fatalf("the call sent again: %v", err)
+	}
+	if st := endpoint(t, c, s.addr); st.Ejections != 0 {
+		t.Fatalf("the server was ejected %d times for a request never sent", st.Ejections)
 	}
 }
