@@ -164,8 +164,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-cluster-callers must be at least 1")
 	case o.clusterDelay <= 0:
 		return o, errors.New("-cluster-delay must be positive")
-	case o.clusterRate < 0:
-		return o, errors.New("-cluster-rate must not be negative")
+	case o.clusterRate < 0 || o.clusterRate > 1_000_000:
+		return o, errors.New("-cluster-rate must be 0 to 1,000,000")
 	}
 	return o, nil
 }

@@ -38,6 +38,7 @@ func TestParseFlags(t *testing.T) {
 		}, ""},
 		{"no cluster delay", []string{"-cluster-delay", "0s"}, nil, "-cluster-delay"},
 		{"negative cluster rate", []string{"-cluster-rate", "-1"}, nil, "-cluster-rate"},
+		{"cluster rate too high", []string{"-cluster-rate", "2000000"}, nil, "-cluster-rate"},
 		{"lists", []string{"-impls", "raw-conn, grpc,grpc", "-callers", "4,1", "-payload", "0", "-reps", "3", "-burst", "0"}, func(o options) error {
 			if fmt.Sprint(o.impls) != "[raw-conn grpc]" || fmt.Sprint(o.callers) != "[4 1]" || fmt.Sprint(o.payloads) != "[0]" || o.reps != 3 || o.burst != 0 {
 				return fmt.Errorf("parsed %+v", o)

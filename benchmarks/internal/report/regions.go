@@ -58,8 +58,9 @@ import (
 // call), fpw (frames per write), errors, calls, window (s), rss (MiB), for
 // head-of-line rows callers, slow, conns and delay (ms), and for cluster
 // rows callers, delay (ms), servers, slowserved (the calls the slow server
-// answered), fastcalls (those the others answered), fastp50 and fastp99
-// (their latencies, µs), and offered (calls a second, open loop).
+// answered), slowp99 (their p99, µs), fastcalls (those the others
+// answered), fastp50 and fastp99 (their latencies, µs), and offered (calls
+// a second, open loop).
 //
 // A FORMAT is k (one decimal: 49.4k, 1.23M), us (5,341; 7.5 below 10), x
 // (a ratio: 1.67, 12.3), int (grouped digits: 20,000), word (three), code
@@ -357,6 +358,7 @@ var fields = map[string]func(results.Row) float64{
 	"fastcalls":  func(r results.Row) float64 { return float64(r.Calls - r.SlowServed) },
 	"fastp50":    func(r results.Row) float64 { return r.FastP50US },
 	"fastp99":    func(r results.Row) float64 { return r.FastP99US },
+	"slowp99":    func(r results.Row) float64 { return r.SlowP99US },
 	"offered":    func(r results.Row) float64 { return r.OfferedQPS },
 }
 

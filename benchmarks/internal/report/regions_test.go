@@ -187,7 +187,7 @@ func TestClusterRefs(t *testing.T) {
 		{"p2c", 1, 0, 1200, 380, 7},
 	} {
 		rows = append(rows, results.Row{Kind: results.KindCluster, Impl: "v5", Policy: c.policy, Killed: c.killed, OfferedQPS: c.offered, Servers: 3,
-			SlowDelayMs: 5, Callers: 64, P99US: c.p99, SlowServed: c.slower, FastP99US: c.p99 / 10, Errors: c.errs, Calls: 40000, Reps: 1})
+			SlowDelayMs: 5, Callers: 64, P99US: c.p99, SlowServed: c.slower, FastP99US: c.p99 / 10, SlowP99US: c.p99 * 2, Errors: c.errs, Calls: 40000, Reps: 1})
 	}
 	for _, tt := range []struct{ spec, want string }{
 		{"cluster/v5/round_robin.p99 us", "5,400"},
@@ -201,6 +201,7 @@ func TestClusterRefs(t *testing.T) {
 		{"cluster/v5/round_robin/open.p99 us", "5,300"},
 		{"cluster/v5/p2c/open.p99 us", "700"},
 		{"cluster/v5/p2c/open.offered k", "15.0k"},
+		{"cluster/v5/p2c/open.slowp99 us", "1,400"},
 	} {
 		doc := "<!-- bench:" + tt.spec + " -->?<!-- /bench -->"
 		got, err := Rewrite(doc, rows)

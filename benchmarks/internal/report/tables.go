@@ -416,8 +416,8 @@ func clusters(rows []results.Row) []results.Row {
 // balancing policy while one server is slow, all of them and those the
 // fast servers answered, and the calls lost when a server is killed.
 func clusterTable(b *strings.Builder, rows []results.Row) {
-	b.WriteString("| impl | policy | servers | callers | load | server killed | calls/s | p50 µs | p99 µs | p999 µs | calls the slow server answered | fast servers' calls: p50 µs | p99 µs | failed calls |\n")
-	b.WriteString("| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| impl | policy | servers | callers | load | server killed | calls/s | p50 µs | p99 µs | p999 µs | calls the slow server answered | their p99 µs | fast servers' calls: p50 µs | p99 µs | failed calls |\n")
+	b.WriteString("| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range clusters(rows) {
 		load := "closed loop"
 		if r.OfferedQPS > 0 {
@@ -431,15 +431,15 @@ func clusterTable(b *strings.Builder, rows []results.Row) {
 			}
 		}
 		if r.Failed && r.Calls == 0 {
-			fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | failed: %s | — | — | — | — | — | — | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, load, killed, r.FailReason, fmtInt(r.Errors))
+			fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | failed: %s | — | — | — | — | — | — | — | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, load, killed, r.FailReason, fmtInt(r.Errors))
 			continue
 		}
 		share := "—"
 		if r.Calls > 0 {
 			share = fmt.Sprintf("%s (%.1f%%)", fmtInt(r.SlowServed), 100*float64(r.SlowServed)/float64(r.Calls))
 		}
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, load, killed,
-			fmtQPS(r), fmtUS(r.P50US), fmtUS(r.P99US), fmtUS(r.P999US), share, fmtUS(r.FastP50US), fmtUS(r.FastP99US), fmtInt(r.Errors))
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Impl, r.Policy, r.Servers, r.Callers, load, killed,
+			fmtQPS(r), fmtUS(r.P50US), fmtUS(r.P99US), fmtUS(r.P999US), share, fmtUS(r.SlowP99US), fmtUS(r.FastP50US), fmtUS(r.FastP99US), fmtInt(r.Errors))
 	}
 }
 
@@ -465,8 +465,8 @@ func clusterIntro(rows []results.Row) string {
 		"Under round_robin every server gets its turn, so about one call in %d waits for the slow one; "+
 		"p2c (power of two choices, the default) picks two servers at random and sends the call to the one with fewer calls in flight, "+
 		"and the slow server, whose calls pile up, is picked less. %s"+
-		"The first latencies are of every call; "+
-		"the fast servers' are of the calls the other servers answered (the slow server marks its answers in their response metadata). "+
+		"The first latencies are of every call; then come the calls the slow server answered, with their p99, "+
+		"and the latencies of the calls the fast servers answered (the slow server marks its answers in their response metadata). "+
 		"In the last row one of the fast servers is killed (SIGKILL) halfway through the measured window: "+
 		"the calls that fail are those it had in flight, of which the client cannot know whether they ran; calls never sent to it go to the others.",
 		r.Callers, sizeName(r.PayloadBytes), r.Servers, time.Duration(r.SlowDelayMs*float64(time.Millisecond)), r.Servers, open)

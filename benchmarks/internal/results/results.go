@@ -129,8 +129,9 @@ type Row struct {
 	// balancing policy, the servers it spread its calls over (the first
 	// of them holding every call for SlowDelayMs), and how many of them
 	// were killed halfway through the window. SlowServed counts the calls
-	// the slow server answered, and FastP50US and FastP99US are the
-	// latencies of the others, those the fast servers answered.
+	// the slow server answered, and SlowP99US is their p99; FastP50US and
+	// FastP99US are the latencies of the others, those the fast servers
+	// answered.
 	// OfferedQPS is set for an open-loop row: the calls a second started
 	// on a fixed schedule, whatever became of the calls before them; its
 	// latencies count from each call's scheduled start.
@@ -140,6 +141,7 @@ type Row struct {
 	SlowServed uint64  `json:"slow_served,omitempty"`
 	FastP50US  float64 `json:"fast_p50_us,omitempty"`
 	FastP99US  float64 `json:"fast_p99_us,omitempty"`
+	SlowP99US  float64 `json:"slow_p99_us,omitempty"`
 	OfferedQPS float64 `json:"offered_qps,omitempty"`
 
 	Failed     bool   `json:"failed,omitempty"`
@@ -227,6 +229,7 @@ func Aggregate(reps []Row) Row {
 	out.MaxUS = med(func(r Row) float64 { return r.MaxUS })
 	out.FastP50US = med(func(r Row) float64 { return r.FastP50US })
 	out.FastP99US = med(func(r Row) float64 { return r.FastP99US })
+	out.SlowP99US = med(func(r Row) float64 { return r.SlowP99US })
 	out.ServerCPUUSPerCall = med(func(r Row) float64 { return r.ServerCPUUSPerCall })
 	out.ClientCPUUSPerCall = med(func(r Row) float64 { return r.ClientCPUUSPerCall })
 	out.ServerRSSKiB = int64(med(func(r Row) float64 { return float64(r.ServerRSSKiB) }))

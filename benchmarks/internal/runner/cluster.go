@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -48,8 +49,8 @@ func (c ClusterCase) String() string {
 
 // RunCluster runs one case of the cluster scenario. Its row's latencies,
 // QPS and errors are of every call; SlowServed counts the calls the slow
-// server answered (by the mark in their response metadata), and FastP50US
-// and FastP99US are the latencies of the other calls. An open-loop row's
+// server answered (by the mark in their response metadata), and SlowP99US
+// their p99; FastP50US and FastP99US are the latencies of the other calls. An open-loop row's
 // latencies count from each call's scheduled start, so that the time a
 // call waited for a free caller counts too, and its errors include the
 // calls that could not start at all. Server CPU is not measured: the work
@@ -71,8 +72,8 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		return fail(row, "%d servers: want 2 at least, 3 with a kill", c.Servers)
 	case c.Callers < 1:
 		return fail(row, "callers must be at least 1")
-	case c.Rate < 0:
-		return fail(row, "a negative rate")
+	case c.Rate < 0 || c.Rate > maxRate:
+		return fail(row, "rate %d: want 0 (closed loop) to %d calls a second", c.Rate, maxRate)
 	case cfg.Server.Path == "":
 		return fail(row, "no bench server command configured")
 	}
@@ -119,11 +120,14 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		res   = make([]callerResult, c.Callers)
 		fast  = make([]*hist.Histogram, c.Callers)
 		slow  = make([]uint64, c.Callers)
+		slowH = make([]*hist.Histogram, c.Callers)
 		// The open loop's schedule: each call's start, for the first
 		// caller free to make it; missed counts the calls of the window
-		// that found no caller free, with tickets full.
+		// that found no caller free, with tickets full. win is the
+		// measured window, by when the calls were due.
 		tickets chan time.Time
 		missed  atomic.Uint64
+		win     window
 	)
 	if c.Rate > 0 {
 		tickets = make(chan time.Time, openLoopBacklog)
@@ -138,13 +142,16 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 			return fail(row, "%s's callers cannot tell which server answered", c.Impl)
 		}
 		fast[i] = hist.New()
-		// The caller's own goroutine runs call, and alone writes fast[i]
-		// and slow[i]; start is when the call was due.
-		call := func(ctx context.Context, p []byte, start time.Time) error {
+		slowH[i] = hist.New()
+		// The caller's own goroutine runs call, and alone writes fast[i],
+		// slow[i] and slowH[i]; start is when the call was due, and
+		// measured says, once it has ended, whether it counts.
+		call := func(ctx context.Context, p []byte, start time.Time, measured func() bool) error {
 			fromSlow, err := mc.CallMarked(ctx, p)
-			if err == nil && phase.Load() == phaseMeasure {
+			if err == nil && measured() {
 				if fromSlow {
 					slow[i]++
+					slowH[i].Record(time.Since(start))
 				} else {
 					fast[i].Record(time.Since(start))
 				}
@@ -155,10 +162,11 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		go func() {
 			defer wg.Done()
 			if tickets != nil {
-				res[i] = openLoop(ctx, tickets, call, c.Payload, cfg.callTimeout(), &phase)
+				res[i] = openLoop(ctx, tickets, call, c.Payload, cfg.callTimeout(), &win)
 				return
 			}
-			now := func(ctx context.Context, p []byte) error { return call(ctx, p, time.Now()) }
+			inPhase := func() bool { return phase.Load() == phaseMeasure }
+			now := func(ctx context.Context, p []byte) error { return call(ctx, p, time.Now(), inPhase) }
 			res[i] = closedLoop(ctx, now, c.Payload, cfg.callTimeout(), &phase)
 		}()
 	}
@@ -166,7 +174,7 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pace(ctx, c.Rate, tickets, &phase, &missed)
+			pace(ctx, c.Rate, tickets, &phase, &win, &missed)
 		}()
 	}
 
@@ -177,6 +185,7 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 			closeWindow = cfg.Measured()
 		}
 		start = time.Now()
+		win.start.Store(start.UnixNano())
 		phase.Store(phaseMeasure)
 		rest := cfg.Duration
 		if c.Kill && sleepCtx(ctx, cfg.Duration/2) {
@@ -186,6 +195,8 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		}
 		sleepCtx(ctx, rest)
 		end = time.Now()
+		win.end.Store(end.UnixNano())
+		win.drainUntil.Store(end.Add(cfg.Duration).UnixNano())
 		closeWindow()
 	}
 	phase.Store(phaseDone)
@@ -208,11 +219,12 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 		stopErr = fmt.Errorf("client close: %w", cerr)
 	}
 
-	measured, fastCalls := hist.New(), hist.New()
+	measured, fastCalls, slowCalls := hist.New(), hist.New(), hist.New()
 	errs := errorCounts{}
 	for i, r := range res {
 		measured.Merge(r.h)
 		fastCalls.Merge(fast[i])
+		slowCalls.Merge(slowH[i])
 		row.SlowServed += slow[i]
 		row.Calls += r.ok
 		row.Errors += r.nerr
@@ -224,6 +236,7 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 	}
 	row.FastP50US = us(fastCalls.Quantile(0.50))
 	row.FastP99US = us(fastCalls.Quantile(0.99))
+	row.SlowP99US = us(slowCalls.Quantile(0.99))
 	row.ErrorSamples = errs.samples(errorSamples)
 	if !start.IsZero() && end.After(start) {
 		row.WindowS = end.Sub(start).Seconds()
@@ -246,11 +259,38 @@ func RunCluster(ctx context.Context, cfg Config, c ClusterCase) results.Row {
 // free caller; a call due beyond it is not started, and counts as failed.
 const openLoopBacklog = 4096
 
+// maxRate bounds an open loop's rate: one call a microsecond.
+const maxRate = 1_000_000
+
+// errNotMade counts, among the failed calls, those due in the window that
+// no caller had made when the window's grace ran out.
+var errNotMade = errors.New("open loop: due in the window, not made by the end of its grace: every caller busy")
+
+// window is the open loop's measured window, by when the calls were due:
+// from start until end (0 while it lasts; start 0 before it begins). The
+// calls due in it that are still waiting when it ends are made until
+// drainUntil, and counted as not made after that.
+type window struct {
+	start, end, drainUntil atomic.Int64
+}
+
+// holds reports whether a call due at t is in the window.
+func (w *window) holds(t time.Time) bool {
+	s, e, n := w.start.Load(), w.end.Load(), t.UnixNano()
+	return s != 0 && n >= s && (e == 0 || n < e)
+}
+
+// over reports whether the window has ended, and its grace with it.
+func (w *window) over(now time.Time) bool {
+	d := w.drainUntil.Load()
+	return d != 0 && now.UnixNano() >= d
+}
+
 // pace sends the open loop's schedule: rate starts a second, evenly
 // spaced, each the time the call is due. A sleep that overshoots is made
 // up at once, with the calls it let fall due. It stops, and closes
 // tickets, when the phase is done.
-func pace(ctx context.Context, rate int, tickets chan<- time.Time, phase *atomic.Int32, missed *atomic.Uint64) {
+func pace(ctx context.Context, rate int, tickets chan<- time.Time, phase *atomic.Int32, win *window, missed *atomic.Uint64) {
 	defer close(tickets)
 	interval := time.Second / time.Duration(rate)
 	next := time.Now()
@@ -260,7 +300,7 @@ func pace(ctx context.Context, rate int, tickets chan<- time.Time, phase *atomic
 			select {
 			case tickets <- next:
 			default:
-				if phase.Load() == phaseMeasure {
+				if win.holds(next) {
 					missed.Add(1)
 				}
 			}
@@ -272,20 +312,27 @@ func pace(ctx context.Context, rate int, tickets chan<- time.Time, phase *atomic
 
 // openLoop is one caller of the open loop: it makes the calls of the
 // schedule that it takes, each timed from when it was due, until the
-// schedule ends. A call due when the phase is done is not made.
-func openLoop(ctx context.Context, tickets <-chan time.Time, call func(context.Context, []byte, time.Time) error, payloadLen int, timeout time.Duration, phase *atomic.Int32) callerResult {
+// schedule ends. A call counts if it was due in the window, however late
+// it ends; one due in the window but still waiting when the window's
+// grace runs out is not made, and counts as failed.
+func openLoop(ctx context.Context, tickets <-chan time.Time, call func(context.Context, []byte, time.Time, func() bool) error, payloadLen int, timeout time.Duration, win *window) callerResult {
 	r := callerResult{h: hist.New(), errors: errorCounts{}}
 	payload := make([]byte, payloadLen)
 	rand.Read(payload)
 	var dl deadlines
 	defer dl.stop()
 	for due := range tickets {
-		if phase.Load() == phaseDone || ctx.Err() != nil {
-			continue // drained, not made
+		in := win.holds(due)
+		if ctx.Err() != nil || win.end.Load() != 0 && (!in || win.over(time.Now())) {
+			if in {
+				r.nerr++
+				r.errors.add(errNotMade)
+			}
+			continue
 		}
-		err := call(dl.get(ctx, time.Now(), timeout), payload, due)
+		err := call(dl.get(ctx, time.Now(), timeout), payload, due, func() bool { return in })
 		elapsed := time.Since(due)
-		if phase.Load() == phaseMeasure {
+		if in {
 			if err == nil {
 				r.h.Record(elapsed)
 				r.ok++
