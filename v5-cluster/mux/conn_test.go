@@ -620,11 +620,7 @@ func TestConnBreakLeavesQueuedNotSent(t *testing.T) {
 	}
 	// The peer goes away: the reader sees the end first.
 	p.nc.Close()
-	waitFor(t, "the reader to break the connection", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.broken != nil
-	})
+	waitBroken(t, c)
 	close(proceed)
 
 	r := await(t, sent)
@@ -1363,11 +1359,7 @@ func TestConnSendRacingBreak(t *testing.T) {
 	// The peer goes away while the Send is between its check and its
 	// push: the reader breaks the connection.
 	p.nc.Close()
-	waitFor(t, "the reader to break the connection", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.broken != nil
-	})
+	waitBroken(t, c)
 	close(proceed)
 	if err := <-sent; err != nil {
 		t.Fatalf("Send: %v; want the call's end to report it", err)
@@ -1378,4 +1370,14 @@ func TestConnSendRacingBreak(t *testing.T) {
 		t.Fatalf("the call ended with %v, want ErrNotSent", r.err)
 	}
 	wantNoResult(t, ch)
+}
+
+// waitBroken waits for c's reader to mark it broken.
+func waitBroken(t *testing.T, c *Conn) {
+	t.Helper()
+	waitFor(t, "the reader to break the connection", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.broken != nil
+	})
 }

@@ -333,13 +333,7 @@ func openLoop(ctx context.Context, tickets <-chan time.Time, call func(context.C
 		err := call(dl.get(ctx, time.Now(), timeout), payload, due, func() bool { return in })
 		elapsed := time.Since(due)
 		if in {
-			if err == nil {
-				r.h.Record(elapsed)
-				r.ok++
-			} else {
-				r.nerr++
-				r.errors.add(err)
-			}
+			r.record(err, elapsed)
 		}
 	}
 	return r

@@ -231,6 +231,18 @@ type callerResult struct {
 	nerr   uint64
 }
 
+// record counts a call of the measured window that took elapsed and
+// ended with err.
+func (r *callerResult) record(err error, elapsed time.Duration) {
+	if err != nil {
+		r.nerr++
+		r.errors.add(err)
+		return
+	}
+	r.h.Record(elapsed)
+	r.ok++
+}
+
 // RunCase runs one case: a fresh server, c.Callers closed-loop callers
 // through the warm-up and the measured window, then the server's stop. A
 // case that cannot run, or in which no call succeeds, comes back with
@@ -371,13 +383,7 @@ func closedLoop(ctx context.Context, call func(context.Context, []byte) error, p
 		err := call(cctx, payload)
 		elapsed := time.Since(start)
 		if phase.Load() == phaseMeasure {
-			if err == nil {
-				r.h.Record(elapsed)
-				r.ok++
-			} else {
-				r.nerr++
-				r.errors.add(err)
-			}
+			r.record(err, elapsed)
 		}
 		if err == nil {
 			backoff = 0
